@@ -1,0 +1,57 @@
+# seal-ttt: `make demo` runs the TTT cycle on the built-in model, `make test`
+# runs everything CI runs. Both install what they need first (`make deps`).
+
+GO      ?= go
+BIN     := bin/seal-ttt
+CACHE   := .cache
+export CGO_ENABLED ?= 1
+
+.PHONY: all build test bench demo golden deps cross vet
+
+all: build
+
+# System packages: clang (the MSL emulator and the shader check), libzmq (the
+# cgo ZeroMQ transport), python3-zmq (the SEAL-style client in the tests).
+# On a Mac only zeromq is needed, and only for cgo builds.
+deps:
+	@if [ "$$(uname)" = Darwin ]; then \
+		command -v brew >/dev/null && (brew list zeromq >/dev/null 2>&1 || brew install zeromq) || true; \
+	else \
+		missing=""; \
+		command -v clang-19 >/dev/null || missing="$$missing clang-19"; \
+		[ -f /usr/include/zmq.h ] || missing="$$missing libzmq3-dev"; \
+		/usr/bin/python3 -c 'import zmq' 2>/dev/null || missing="$$missing python3-zmq"; \
+		command -v pkg-config >/dev/null || missing="$$missing pkg-config"; \
+		if [ -n "$$missing" ]; then \
+			SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+			$$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y $$missing; \
+		fi; \
+	fi
+
+build:
+	$(GO) build -o $(BIN) ./cmd/seal-ttt
+
+vet:
+	$(GO) vet ./...
+
+# The darwin builds: pure Go (purego Metal, pure-Go ZeroMQ), no C toolchain.
+cross:
+	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) build -o /dev/null ./...
+	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) vet ./...
+	GOOS=darwin GOARCH=amd64 CGO_ENABLED=0 $(GO) build -o /dev/null ./...
+	GOOS=darwin GOARCH=amd64 CGO_ENABLED=0 $(GO) vet ./...
+	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) build -o $(BIN)-darwin-arm64 ./cmd/seal-ttt
+
+test: deps vet cross
+	$(GO) test -count=1 ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+demo: deps build
+	./$(BIN) demo
+
+# Regenerates the golden fixtures; needs Python with torch, transformers,
+# peft and tokenizers (see tools/golden/README.md).
+golden:
+	cd tools/golden && ./run.sh
