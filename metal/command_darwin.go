@@ -1,0 +1,256 @@
+//go:build darwin
+
+package metal
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"unsafe"
+)
+
+// Limits Metal enforces by aborting the process; they are checked here so
+// that a mistake becomes an error from Wait instead.
+const (
+	maxBindings   = 31   // buffer and threadgroup-memory argument table entries
+	maxSetBytes   = 4096 // setBytes:length:atIndex: limit
+	tgMemoryAlign = 16   // setThreadgroupMemoryLength:atIndex: granularity
+)
+
+// CommandBuffer collects compute work for the GPU. Encode work with
+// [CommandBuffer.Encoder], then Commit, then Wait; Wait must be called once
+// for every command buffer, and it releases it. A command buffer and its
+// encoders are used by one goroutine at a time.
+//
+// Encoding mistakes (an index out of range, a missing pipeline, too many
+// threads) are not sent to Metal, which would abort the process: the first
+// one is kept, the command buffer is not run, and Wait returns it.
+type CommandBuffer struct {
+	device  *Device
+	buffer  id       // MTLCommandBuffer, retained
+	encoder *Encoder // the open encoder, or nil
+	kernels []string // names of the pipelines set, for error messages
+
+	committed, waited bool
+	err               error // first encoding mistake
+}
+
+// NewCommandBuffer returns an empty command buffer on the device's queue.
+func (d *Device) NewCommandBuffer() (*CommandBuffer, error) {
+	if d.queue == 0 {
+		return nil, errors.New("metal: device used after Close")
+	}
+	var buf id
+	withPool(func() {
+		buf = retain(msgSend(d.queue, selCommandBuffer)) // autoreleased, so retained
+	})
+	if buf == 0 {
+		return nil, errors.New("metal: cannot create a command buffer")
+	}
+	return &CommandBuffer{device: d, buffer: buf}, nil
+}
+
+// fail records err unless an earlier mistake is already recorded.
+func (c *CommandBuffer) fail(err error) {
+	if c.err == nil {
+		c.err = err
+	}
+}
+
+// Encoder opens a compute encoder. One encoder may be open at a time: End it
+// before opening the next or committing.
+func (c *CommandBuffer) Encoder() *Encoder {
+	e := &Encoder{cb: c}
+	switch {
+	case c.committed || c.waited:
+		c.fail(errors.New("metal: Encoder called after Commit"))
+		return e
+	case c.encoder != nil:
+		c.fail(errors.New("metal: Encoder called while another encoder is open"))
+		c.encoder.End()
+	}
+	withPool(func() {
+		e.encoder = retain(msgSend(c.buffer, selComputeEncoder)) // autoreleased, so retained
+	})
+	if e.encoder == 0 {
+		c.fail(errors.New("metal: cannot create a compute encoder"))
+		return e
+	}
+	c.encoder = e
+	return e
+}
+
+// Commit sends the command buffer to the GPU. Nothing is sent if an encoding
+// mistake was recorded; Wait then returns it.
+func (c *CommandBuffer) Commit() {
+	if c.committed || c.waited {
+		c.fail(errors.New("metal: Commit called twice"))
+		return
+	}
+	c.committed = true
+	if c.encoder != nil {
+		c.fail(errors.New("metal: Commit called with an encoder still open"))
+		c.encoder.End()
+	}
+	if c.err == nil {
+		msgSendVoid(c.buffer, selCommit)
+	}
+}
+
+// Wait blocks until the GPU has finished the command buffer, releases it,
+// and returns the first encoding mistake or the error Metal reports for the
+// execution, naming the kernels the command buffer ran.
+func (c *CommandBuffer) Wait() error {
+	if c.waited {
+		return errors.New("metal: Wait called twice")
+	}
+	c.waited = true
+	if !c.committed {
+		c.fail(errors.New("metal: Wait called before Commit"))
+		if c.encoder != nil {
+			c.encoder.End()
+		}
+	}
+	var err error
+	withPool(func() {
+		if c.err == nil {
+			msgSendVoid(c.buffer, selWait)
+			if msgSendUint(c.buffer, selStatus) == statusError {
+				err = nsError("command buffer running "+strings.Join(c.kernels, ", "), msgSend(c.buffer, selError))
+			}
+		}
+		release(c.buffer)
+	})
+	c.buffer = 0
+	if c.err != nil {
+		return c.err
+	}
+	return err
+}
+
+// Encoder encodes compute dispatches into a command buffer. Arguments set on
+// it stay bound across dispatches until set again.
+type Encoder struct {
+	cb       *CommandBuffer
+	encoder  id // MTLComputeCommandEncoder, retained; 0 once ended
+	pipeline *Pipeline
+}
+
+// usable reports whether the encoder is open, recording a mistake if not.
+func (e *Encoder) usable(method string) bool {
+	if e.encoder == 0 {
+		e.cb.fail(fmt.Errorf("metal: Encoder.%s called on an ended encoder", method))
+		return false
+	}
+	return true
+}
+
+func (e *Encoder) checkIndex(method string, index int) bool {
+	if index < 0 || index >= maxBindings {
+		e.cb.fail(fmt.Errorf("metal: Encoder.%s: index %d out of range [0, %d)", method, index, maxBindings))
+		return false
+	}
+	return true
+}
+
+// SetPipeline selects the kernel the following dispatches run.
+func (e *Encoder) SetPipeline(p *Pipeline) {
+	if !e.usable("SetPipeline") {
+		return
+	}
+	if p == nil || p.state == 0 {
+		e.cb.fail(errors.New("metal: Encoder.SetPipeline: nil or released pipeline"))
+		return
+	}
+	msgSendID(e.encoder, selSetPipeline, p.state)
+	e.pipeline = p
+	if !slices.Contains(e.cb.kernels, p.name) {
+		e.cb.kernels = append(e.cb.kernels, p.name)
+	}
+}
+
+// SetBuffer binds b, starting offset bytes in, to [[buffer(index)]].
+func (e *Encoder) SetBuffer(index int, b *Buffer, offset int) {
+	if !e.usable("SetBuffer") || !e.checkIndex("SetBuffer", index) {
+		return
+	}
+	if b == nil || b.buffer == 0 {
+		e.cb.fail(fmt.Errorf("metal: Encoder.SetBuffer: nil or released buffer at index %d", index))
+		return
+	}
+	if offset < 0 || offset >= b.Len() {
+		e.cb.fail(fmt.Errorf("metal: Encoder.SetBuffer: offset %d outside the %d-byte buffer at index %d", offset, b.Len(), index))
+		return
+	}
+	msgSendBufferAt(e.encoder, selSetBuffer, b.buffer, uint(offset), uint(index))
+}
+
+// SetBytes copies data, at most 4 KiB, to [[buffer(index)]]: for small
+// parameter structs.
+func (e *Encoder) SetBytes(index int, data []byte) {
+	if !e.usable("SetBytes") || !e.checkIndex("SetBytes", index) {
+		return
+	}
+	if len(data) == 0 || len(data) > maxSetBytes {
+		e.cb.fail(fmt.Errorf("metal: Encoder.SetBytes: %d bytes at index %d, want 1 to %d", len(data), index, maxSetBytes))
+		return
+	}
+	msgSendBytes(e.encoder, selSetBytes, unsafe.Pointer(unsafe.SliceData(data)), uint(len(data)), uint(index))
+}
+
+// SetThreadgroupMemory gives [[threadgroup(index)]] length bytes of
+// threadgroup memory, rounded up to a multiple of 16 as Metal requires.
+func (e *Encoder) SetThreadgroupMemory(index int, length int) {
+	if !e.usable("SetThreadgroupMemory") || !e.checkIndex("SetThreadgroupMemory", index) {
+		return
+	}
+	limit := e.cb.device.maxThreadgroupMemory
+	if length <= 0 || length > limit {
+		e.cb.fail(fmt.Errorf("metal: Encoder.SetThreadgroupMemory: %d bytes at index %d, want 1 to %d", length, index, limit))
+		return
+	}
+	rounded := (length + tgMemoryAlign - 1) &^ (tgMemoryAlign - 1)
+	msgSendUint2(e.encoder, selSetThreadgroupMemory, uint(rounded), uint(index))
+}
+
+// Dispatch runs the pipeline over groups threadgroups of threadsPerGroup
+// threads each; zero components count as 1.
+func (e *Encoder) Dispatch(groups, threadsPerGroup Size) {
+	if !e.usable("Dispatch") {
+		return
+	}
+	p := e.pipeline
+	switch {
+	case p == nil:
+		e.cb.fail(errors.New("metal: Encoder.Dispatch before SetPipeline"))
+		return
+	case negative(groups) || negative(threadsPerGroup):
+		e.cb.fail(fmt.Errorf("metal: Encoder.Dispatch of %q: negative size %v x %v", p.name, groups, threadsPerGroup))
+		return
+	case threadsPerGroup.Count() > p.maxThreads:
+		e.cb.fail(fmt.Errorf("metal: Encoder.Dispatch of %q: %d threads per threadgroup, the pipeline allows %d",
+			p.name, threadsPerGroup.Count(), p.maxThreads))
+		return
+	}
+	msgSendDispatch(e.encoder, selDispatch, toMTLSize(groups), toMTLSize(threadsPerGroup))
+}
+
+// End closes the encoder. Ending twice does nothing.
+func (e *Encoder) End() {
+	if e.encoder == 0 {
+		return
+	}
+	msgSendVoid(e.encoder, selEndEncoding)
+	release(e.encoder)
+	e.encoder = 0
+	if e.cb.encoder == e {
+		e.cb.encoder = nil
+	}
+}
+
+func negative(s Size) bool { return s.X < 0 || s.Y < 0 || s.Z < 0 }
+
+func toMTLSize(s Size) mtlSize {
+	return mtlSize{width: uint(max(s.X, 1)), height: uint(max(s.Y, 1)), depth: uint(max(s.Z, 1))}
+}
