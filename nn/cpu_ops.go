@@ -19,6 +19,11 @@ var blas32 gonum.Implementation
 // transB). All matrices are dense and row-major. A linear layer y = x·Wᵀ with
 // W stored [out, in] is MatMul(y, x, W, rows, out, in, false, true, false).
 func MatMul(c, a, b []float32, m, n, k int, transA, transB, accumulate bool) {
+	MatMulScaled(c, a, b, m, n, k, transA, transB, 1, accumulate)
+}
+
+// MatMulScaled is MatMul with the product scaled by alpha.
+func MatMulScaled(c, a, b []float32, m, n, k int, transA, transB bool, alpha float32, accumulate bool) {
 	if m == 0 || n == 0 {
 		return
 	}
@@ -40,7 +45,7 @@ func MatMul(c, a, b []float32, m, n, k int, transA, transB, accumulate bool) {
 	if transB {
 		tb, ldb = blas.Trans, k
 	}
-	blas32.Sgemm(ta, tb, m, n, k, 1, a, lda, b, ldb, beta, c, n)
+	blas32.Sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, n)
 }
 
 // RMSNorm sets out[r,:] = x[r,:] / sqrt(mean(x[r,:]²) + eps) * weight for
@@ -92,4 +97,288 @@ func parallelRows(rows, cost int, f func(r int)) {
 		}(lo, hi)
 	}
 	wg.Wait()
+}
+
+// RMSNormBackward sets dx to the gradient of RMSNorm's input for output
+// gradient dy: with r = 1/rms(x), dx = r·(w·dy) − x·r³·mean(x·w·dy).
+func RMSNormBackward(dx, dy, x, weight []float32, rows, cols int, eps float32) {
+	parallelRows(rows, cols, func(r int) {
+		xr, dyr, dxr := x[r*cols:(r+1)*cols], dy[r*cols:(r+1)*cols], dx[r*cols:(r+1)*cols]
+		inv := rmsInv(xr, eps)
+		var dot float32
+		for i, v := range xr {
+			dot += v * weight[i] * dyr[i]
+		}
+		c := inv * inv * inv * dot / float32(cols)
+		for i, v := range xr {
+			dxr[i] = inv*weight[i]*dyr[i] - v*c
+		}
+	})
+}
+
+// Embed copies row ids[r] of table (cols wide) into row r of out.
+func Embed(out, table []float32, ids []int32, cols int) {
+	for r, id := range ids {
+		copy(out[r*cols:(r+1)*cols], table[int(id)*cols:(int(id)+1)*cols])
+	}
+}
+
+// RopeTable returns a positions×headDim table whose row p holds cos(p·f) for
+// each inverse frequency f, then sin(p·f); the angle p·f is a float32 product,
+// as transformers computes it.
+func RopeTable(invFreq []float32, positions int) []float32 {
+	half := len(invFreq)
+	t := make([]float32, positions*2*half)
+	for p := 0; p < positions; p++ {
+		row := t[p*2*half : (p+1)*2*half]
+		for i, f := range invFreq {
+			a := float64(float32(p) * f)
+			row[i] = float32(math.Cos(a))
+			row[half+i] = float32(math.Sin(a))
+		}
+	}
+	return t
+}
+
+// RoPE rotates every head (headDim wide) of every row of x in place by the
+// angles of table row pos[r], in transformers' rotate_half layout: the pair
+// (x[i], x[i+half]) turns by angle i. inverse turns the other way, which is
+// also the rotation's gradient.
+func RoPE(x, table []float32, pos []int32, rows, cols, headDim int, inverse bool) {
+	half := headDim / 2
+	parallelRows(rows, cols, func(r int) {
+		t := table[int(pos[r])*headDim : (int(pos[r])+1)*headDim]
+		cos, sin := t[:half], t[half:]
+		xr := x[r*cols : (r+1)*cols]
+		for h := 0; h < cols; h += headDim {
+			a, b := xr[h:h+half], xr[h+half:h+headDim]
+			for i := range a {
+				s := sin[i]
+				if inverse {
+					s = -s
+				}
+				a[i], b[i] = a[i]*cos[i]-b[i]*s, b[i]*cos[i]+a[i]*s
+			}
+		}
+	})
+}
+
+// AttnShape gives Attention's dimensions: heads query heads and kvHeads
+// key/value heads of headDim each.
+type AttnShape struct{ Heads, KVHeads, HeadDim int }
+
+// Attention computes, for every segment, head and query, the causal softmax
+// attention of q (rows × heads·headDim) over k and v (rows × kvHeads·headDim),
+// query head h reading key/value head h/(heads/kvHeads). lse, when not nil,
+// receives each (row, head)'s log-sum-exp of the scaled scores (rows × heads).
+func Attention(out, lse, q, k, v []float32, segs []Segment, s AttnShape) {
+	qc, kc, d := s.Heads*s.HeadDim, s.KVHeads*s.HeadDim, s.HeadDim
+	group := s.Heads / s.KVHeads
+	scale := float32(1 / math.Sqrt(float64(d)))
+	forEachQuery(segs, s.Heads, d, func(seg Segment, i, h int, scores []float32) {
+		row := seg.Q + i
+		qh := q[row*qc+h*d : row*qc+(h+1)*d]
+		oh := out[row*qc+h*d : row*qc+(h+1)*d]
+		kvh := (h / group) * d
+		last := seg.limit(i)
+		clear(oh)
+		if last < 0 {
+			if lse != nil {
+				lse[row*s.Heads+h] = float32(math.Inf(-1))
+			}
+			return
+		}
+		maxS := float32(math.Inf(-1))
+		for j := 0; j <= last; j++ {
+			kr := k[(seg.KV+j)*kc+kvh : (seg.KV+j)*kc+kvh+d]
+			var dot float32
+			for x := range qh {
+				dot += qh[x] * kr[x]
+			}
+			scores[j] = dot * scale
+			maxS = max(maxS, scores[j])
+		}
+		var sum float32
+		for j := 0; j <= last; j++ {
+			scores[j] = float32(math.Exp(float64(scores[j] - maxS)))
+			sum += scores[j]
+		}
+		inv := 1 / sum
+		for j := 0; j <= last; j++ {
+			p := scores[j] * inv
+			vr := v[(seg.KV+j)*kc+kvh : (seg.KV+j)*kc+kvh+d]
+			for x := range oh {
+				oh[x] += p * vr[x]
+			}
+		}
+		if lse != nil {
+			lse[row*s.Heads+h] = maxS + float32(math.Log(float64(sum)))
+		}
+	})
+}
+
+// AttentionBackward sets dq and accumulates into dk and dv (which the caller
+// zeroes) the gradients of Attention for output gradient dout, recomputing
+// the probabilities from q, k and the saved lse.
+func AttentionBackward(dq, dk, dv, dout, out, lse, q, k, v []float32, segs []Segment, s AttnShape) {
+	qc, kc, d := s.Heads*s.HeadDim, s.KVHeads*s.HeadDim, s.HeadDim
+	group := s.Heads / s.KVHeads
+	scale := float32(1 / math.Sqrt(float64(d)))
+	// dq rows are independent; dk/dv rows are shared by every query of a
+	// segment and every head of a group, so each KV head is one task that
+	// walks its queries in order.
+	for _, seg := range segs {
+		keys := seg.Past + seg.N
+		if seg.Keys > 0 {
+			keys = min(keys, seg.Keys)
+		}
+		parallelRows(s.KVHeads, seg.N*keys*d*group, func(g int) {
+			probs := make([]float32, keys)
+			for h := g * group; h < (g+1)*group; h++ {
+				for i := 0; i < seg.N; i++ {
+					row := seg.Q + i
+					last := seg.limit(i)
+					qh := q[row*qc+h*d : row*qc+(h+1)*d]
+					dqh := dq[row*qc+h*d : row*qc+(h+1)*d]
+					doh := dout[row*qc+h*d : row*qc+(h+1)*d]
+					oh := out[row*qc+h*d : row*qc+(h+1)*d]
+					clear(dqh)
+					if last < 0 {
+						continue
+					}
+					l := lse[row*s.Heads+h]
+					var delta float32 // Σ_j p_j·(dout·v_j) = dout·out
+					for x := range doh {
+						delta += doh[x] * oh[x]
+					}
+					for j := 0; j <= last; j++ {
+						kr := k[(seg.KV+j)*kc+g*d : (seg.KV+j)*kc+(g+1)*d]
+						var dot float32
+						for x := range qh {
+							dot += qh[x] * kr[x]
+						}
+						probs[j] = float32(math.Exp(float64(dot*scale - l)))
+					}
+					for j := 0; j <= last; j++ {
+						p := probs[j]
+						kr := k[(seg.KV+j)*kc+g*d : (seg.KV+j)*kc+(g+1)*d]
+						vr := v[(seg.KV+j)*kc+g*d : (seg.KV+j)*kc+(g+1)*d]
+						dkr := dk[(seg.KV+j)*kc+g*d : (seg.KV+j)*kc+(g+1)*d]
+						dvr := dv[(seg.KV+j)*kc+g*d : (seg.KV+j)*kc+(g+1)*d]
+						var dp float32
+						for x := range doh {
+							dp += doh[x] * vr[x]
+							dvr[x] += p * doh[x]
+						}
+						ds := p * (dp - delta) * scale
+						for x := range dqh {
+							dqh[x] += ds * kr[x]
+							dkr[x] += ds * qh[x]
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+// forEachQuery calls f for every (segment, query, head) in parallel, with a
+// scratch slice long enough for the segment's scores.
+func forEachQuery(segs []Segment, heads, d int, f func(seg Segment, i, h int, scores []float32)) {
+	type task struct{ seg, i int }
+	var tasks []task
+	maxKeys := 0
+	for si, seg := range segs {
+		for i := 0; i < seg.N; i++ {
+			tasks = append(tasks, task{si, i})
+		}
+		maxKeys = max(maxKeys, seg.Past+seg.N)
+	}
+	var pool sync.Pool
+	pool.New = func() any { s := make([]float32, maxKeys); return &s }
+	parallelRows(len(tasks), heads*maxKeys*d, func(t int) {
+		sc := pool.Get().(*[]float32)
+		seg := segs[tasks[t].seg]
+		for h := 0; h < heads; h++ {
+			f(seg, tasks[t].i, h, *sc)
+		}
+		pool.Put(sc)
+	})
+}
+
+// SiLUMul sets out = silu(gate)·up, silu(x) = x/(1+e^-x).
+func SiLUMul(out, gate, up []float32) {
+	parallelRows(len(out)/1024+1, 1024*8, func(c int) {
+		lo, hi := c*1024, min((c+1)*1024, len(out))
+		for i := lo; i < hi; i++ {
+			g := gate[i]
+			out[i] = g / (1 + float32(math.Exp(float64(-g)))) * up[i]
+		}
+	})
+}
+
+// SiLUMulBackward sets the gradients of SiLUMul: dup = dout·silu(gate),
+// dgate = dout·up·σ(gate)·(1 + gate·(1−σ(gate))).
+func SiLUMulBackward(dgate, dup, dout, gate, up []float32) {
+	parallelRows(len(dout)/1024+1, 1024*8, func(c int) {
+		lo, hi := c*1024, min((c+1)*1024, len(dout))
+		for i := lo; i < hi; i++ {
+			g := gate[i]
+			sig := 1 / (1 + float32(math.Exp(float64(-g))))
+			dup[i] = dout[i] * g * sig
+			dgate[i] = dout[i] * up[i] * sig * (1 + g*(1-sig))
+		}
+	})
+}
+
+// CrossEntropy returns the summed cross-entropy of rows whose label is not
+// negative and writes dlogits = scale·(softmax(logits) − onehot(label)) for
+// them (zero rows elsewhere). The log-sum-exp is accumulated in float64.
+func CrossEntropy(dlogits, logits []float32, labels []int32, cols int, scale float32) float64 {
+	losses := make([]float64, len(labels))
+	parallelRows(len(labels), cols, func(r int) {
+		lr, dr := logits[r*cols:(r+1)*cols], dlogits[r*cols:(r+1)*cols]
+		if labels[r] < 0 {
+			clear(dr)
+			return
+		}
+		m := float32(math.Inf(-1))
+		for _, v := range lr {
+			m = max(m, v)
+		}
+		var sum float64
+		for _, v := range lr {
+			sum += math.Exp(float64(v - m))
+		}
+		lse := float64(m) + math.Log(sum)
+		losses[r] = lse - float64(lr[labels[r]])
+		for i, v := range lr {
+			dr[i] = scale * float32(math.Exp(float64(v)-lse))
+		}
+		dr[labels[r]] -= scale
+	})
+	var total float64
+	for _, l := range losses {
+		total += l
+	}
+	return total
+}
+
+// AdamW applies one step of torch.optim.AdamW (the single-tensor path) to
+// param, in its order of float32 operations: decoupled weight decay, moment
+// updates, bias-corrected step.
+func AdamW(param, grad, m, v []float32, h AdamWParams) {
+	decay := float32(1 - h.LR*h.WeightDecay)
+	b1, b2 := float32(h.Beta1), float32(h.Beta2)
+	bc1 := 1 - math.Pow(h.Beta1, float64(h.Step))
+	bc2sqrt := float32(math.Sqrt(1 - math.Pow(h.Beta2, float64(h.Step))))
+	stepSize := float32(h.LR / bc1)
+	eps := float32(h.Eps)
+	for i, g := range grad {
+		param[i] *= decay
+		m[i] += (g - m[i]) * (1 - b1)
+		v[i] = v[i]*b2 + (1-b2)*g*g
+		denom := float32(math.Sqrt(float64(v[i])))/bc2sqrt + eps
+		param[i] -= stepSize * (m[i] / denom)
+	}
 }

@@ -70,3 +70,7 @@ func F32ToF16(f float32) uint16 {
 	}
 	return sign | uint16(r)
 }
+
+func f32le(b []byte) float32 {
+	return math.Float32frombits(uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24)
+}

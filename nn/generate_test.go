@@ -1,0 +1,102 @@
+package nn
+
+import (
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// seqBatch is the batch of one unpadded sequence at positions 0..n-1.
+func seqBatch(ids []int32) *Batch {
+	b := &Batch{IDs: ids, Segs: []Segment{{N: len(ids)}}}
+	for i := range ids {
+		b.Pos = append(b.Pos, int32(i))
+	}
+	return b
+}
+
+// greedyByFullForward decodes greedily by re-running the whole sequence each
+// step: slow, but free of any cache logic.
+func greedyByFullForward(t *testing.T, m *Model, prompt []int32, n int) []int32 {
+	seq := slices.Clone(prompt)
+	var out []int32
+	for range n {
+		logits, err := m.Logits(seqBatch(seq), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok := int32(Argmax(logits.Row(len(seq) - 1)))
+		out = append(out, tok)
+		seq = append(seq, tok)
+	}
+	return out
+}
+
+func TestGenerateMatchesFullForward(t *testing.T) {
+	m := Builtin(CPU{})
+	prompts := [][]int32{{72, 101, 108, 108, 111}, {1, 2, 3}, {200, 201, 202, 203, 204, 205, 206, 207, 208}}
+	got, err := m.Generate(prompts, nil, GenerateOptions{MaxNewTokens: 12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range prompts {
+		want := greedyByFullForward(t, m, p, 12)
+		if !slices.Equal(got[i], want) {
+			t.Errorf("prompt %d: cached batched decode %v, full forward %v", i, got[i], want)
+		}
+	}
+}
+
+func TestGenerateStopsAndSamples(t *testing.T) {
+	m := Builtin(CPU{})
+	prompt := [][]int32{{72, 101, 108, 108, 111}}
+	full, err := m.Generate(prompt, nil, GenerateOptions{MaxNewTokens: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(full[0]) != 8 {
+		t.Fatalf("got %d tokens, want 8", len(full[0]))
+	}
+	// Stopping at the third generated token returns the two before it.
+	stopped, err := m.Generate(prompt, nil, GenerateOptions{MaxNewTokens: 8, StopIDs: []int{int(full[0][2])}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := full[0][:slices.Index(full[0], full[0][2])]
+	if !slices.Equal(stopped[0], want) {
+		t.Errorf("with stop id %d: %v, want %v", full[0][2], stopped[0], want)
+	}
+	// Sampling is reproducible for a seed and differs across seeds.
+	opts := GenerateOptions{MaxNewTokens: 16, Temperature: 1.5, TopP: 0.95, Seed: 7}
+	a, _ := m.Generate(prompt, nil, opts)
+	b, _ := m.Generate(prompt, nil, opts)
+	opts.Seed = 8
+	c, _ := m.Generate(prompt, nil, opts)
+	if !slices.Equal(a[0], b[0]) {
+		t.Errorf("same seed, different samples: %v vs %v", a[0], b[0])
+	}
+	if slices.Equal(a[0], c[0]) {
+		t.Errorf("seeds 7 and 8 sampled the same 16 tokens %v", a[0])
+	}
+}
+
+func TestSampleTopP(t *testing.T) {
+	// Probabilities 0.5, 0.3, 0.2 (after softmax at temperature 1): top-p 0.6
+	// keeps the first two, so index 2 never appears and index 0 appears about
+	// 0.5/0.8 of the time.
+	logits := []float32{0, -0.5108256, -0.9162907}
+	rng := rand.New(rand.NewPCG(1, 2))
+	probs, order := make([]float64, 3), make([]int, 3)
+	var counts [3]int
+	const n = 20000
+	for range n {
+		counts[SampleTopP(logits, 1, 0.6, rng, probs, order)]++
+	}
+	if counts[2] != 0 {
+		t.Errorf("index outside the nucleus drawn %d times", counts[2])
+	}
+	// 5 standard deviations of a binomial(20000, 0.625) proportion ≈ 0.017.
+	if f := float64(counts[0]) / n; f < 0.625-0.017 || f > 0.625+0.017 {
+		t.Errorf("index 0 drawn with frequency %.3f, want 0.625", f)
+	}
+}

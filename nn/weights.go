@@ -1,0 +1,196 @@
+package nn
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/nlpodyssey/safetensors"
+	"golang.org/x/sys/unix"
+)
+
+// DType is the element type of a stored tensor.
+type DType int
+
+// The stored weight types a model may use.
+const (
+	F32 DType = iota
+	F16
+	BF16
+)
+
+func (d DType) String() string { return [...]string{"F32", "F16", "BF16"}[d] }
+
+// Size is the width of one element in bytes.
+func (d DType) Size() int { return [...]int{4, 2, 2}[d] }
+
+// StoredTensor is one tensor of a safetensors file: its raw little-endian
+// bytes point into the file's memory map, never into a Go heap copy.
+type StoredTensor struct {
+	Name  string
+	File  string
+	DType DType
+	Shape []int
+	Data  []byte
+}
+
+// Floats widens the tensor to float32 into dst (len = element count).
+func (t *StoredTensor) Floats(dst []float32) {
+	switch t.DType {
+	case F32:
+		for i := range dst {
+			dst[i] = f32le(t.Data[4*i:])
+		}
+	case F16:
+		for i := range dst {
+			dst[i] = F16ToF32(uint16(t.Data[2*i]) | uint16(t.Data[2*i+1])<<8)
+		}
+	case BF16:
+		for i := range dst {
+			dst[i] = BF16ToF32(uint16(t.Data[2*i]) | uint16(t.Data[2*i+1])<<8)
+		}
+	}
+}
+
+// Weights is an opened set of safetensors files (one, or the shards of an
+// index), memory-mapped read-only. Close unmaps them.
+type Weights struct {
+	tensors map[string]*StoredTensor
+	maps    [][]byte
+}
+
+// OpenWeights maps dir/model.safetensors, or every shard named by
+// dir/model.safetensors.index.json.
+func OpenWeights(dir string) (*Weights, error) {
+	w := &Weights{tensors: map[string]*StoredTensor{}}
+	index := filepath.Join(dir, "model.safetensors.index.json")
+	single := filepath.Join(dir, "model.safetensors")
+	var files []string
+	if data, err := os.ReadFile(index); err == nil {
+		var idx struct {
+			WeightMap map[string]string `json:"weight_map"`
+		}
+		if err := json.Unmarshal(data, &idx); err != nil {
+			return nil, fmt.Errorf("%s: not a valid index: %w", index, err)
+		}
+		if len(idx.WeightMap) == 0 {
+			return nil, fmt.Errorf("%s: weight_map is empty", index)
+		}
+		seen := map[string]bool{}
+		for _, f := range idx.WeightMap {
+			if f != filepath.Base(f) {
+				return nil, fmt.Errorf("%s: shard name %q must be a plain file name", index, f)
+			}
+			if !seen[f] {
+				seen[f] = true
+				files = append(files, filepath.Join(dir, f))
+			}
+		}
+		sort.Strings(files)
+	} else if errors.Is(err, fs.ErrNotExist) {
+		files = []string{single}
+	} else {
+		return nil, fmt.Errorf("model weights: %w", err)
+	}
+	for _, f := range files {
+		if err := w.mapFile(f); err != nil {
+			w.Close()
+			return nil, err
+		}
+	}
+	return w, nil
+}
+
+func (w *Weights) mapFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("model weights: %s is missing (need model.safetensors or model.safetensors.index.json)", path)
+		}
+		return fmt.Errorf("model weights: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("model weights: %w", err)
+	}
+	if st.Size() < 8 {
+		return fmt.Errorf("%s: truncated safetensors file (%d bytes)", path, st.Size())
+	}
+	data, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return fmt.Errorf("%s: mmap: %w", path, err)
+	}
+	w.maps = append(w.maps, data)
+	return w.index(path, data)
+}
+
+// index records every tensor of one mapped file.
+func (w *Weights) index(path string, data []byte) error {
+	st, err := safetensors.Deserialize(data)
+	if err != nil {
+		return fmt.Errorf("%s: invalid safetensors: %w", path, err)
+	}
+	for _, nt := range st.Tensors() {
+		v := nt.TensorView
+		var dt DType
+		switch v.DType() {
+		case safetensors.F32:
+			dt = F32
+		case safetensors.F16:
+			dt = F16
+		case safetensors.BF16:
+			dt = BF16
+		default:
+			return fmt.Errorf("%s: tensor %q has unsupported dtype %s (need F32, F16 or BF16)", path, nt.Name, v.DType())
+		}
+		shape := make([]int, len(v.Shape()))
+		for i, s := range v.Shape() {
+			shape[i] = int(s)
+		}
+		if _, dup := w.tensors[nt.Name]; dup {
+			return fmt.Errorf("%s: tensor %q appears in more than one file", path, nt.Name)
+		}
+		w.tensors[nt.Name] = &StoredTensor{Name: nt.Name, File: path, DType: dt, Shape: shape, Data: v.Data()}
+	}
+	return nil
+}
+
+// Tensor returns the named tensor after checking its shape.
+func (w *Weights) Tensor(name string, shape ...int) (*StoredTensor, error) {
+	t, ok := w.tensors[name]
+	if !ok {
+		return nil, fmt.Errorf("model weights: tensor %q is missing", name)
+	}
+	if !sameShape(t.Shape, shape) {
+		return nil, fmt.Errorf("%s: tensor %q has shape %v, want %v", t.File, name, t.Shape, shape)
+	}
+	return t, nil
+}
+
+// Has reports whether the named tensor exists.
+func (w *Weights) Has(name string) bool { _, ok := w.tensors[name]; return ok }
+
+// Close unmaps the files; tensors obtained from w must not be used after.
+func (w *Weights) Close() {
+	for _, m := range w.maps {
+		unix.Munmap(m)
+	}
+	w.maps, w.tensors = nil, nil
+}
+
+func sameShape(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
