@@ -33,6 +33,7 @@ type CommandBuffer struct {
 	kernels []string // names of the pipelines set, for error messages
 
 	committed, waited bool
+	sent              bool  // committed to Metal
 	err               error // first encoding mistake
 }
 
@@ -85,7 +86,7 @@ func (c *CommandBuffer) Encoder() *Encoder {
 // mistake was recorded; Wait then returns it.
 func (c *CommandBuffer) Commit() {
 	if c.committed || c.waited {
-		c.fail(errors.New("metal: Commit called twice"))
+		c.fail(errors.New("metal: Commit called twice or after Wait"))
 		return
 	}
 	c.committed = true
@@ -95,6 +96,7 @@ func (c *CommandBuffer) Commit() {
 	}
 	if c.err == nil {
 		msgSendVoid(c.buffer, selCommit)
+		c.sent = true
 	}
 }
 
@@ -114,10 +116,14 @@ func (c *CommandBuffer) Wait() error {
 	}
 	var err error
 	withPool(func() {
-		if c.err == nil {
+		if c.sent {
 			msgSendVoid(c.buffer, selWait)
 			if msgSendUint(c.buffer, selStatus) == statusError {
-				err = nsError("command buffer running "+strings.Join(c.kernels, ", "), msgSend(c.buffer, selError))
+				what := "command buffer"
+				if len(c.kernels) > 0 {
+					what += " running " + strings.Join(c.kernels, ", ")
+				}
+				err = nsError(what, msgSend(c.buffer, selError))
 			}
 		}
 		release(c.buffer)
@@ -130,17 +136,29 @@ func (c *CommandBuffer) Wait() error {
 }
 
 // Encoder encodes compute dispatches into a command buffer. Arguments set on
-// it stay bound across dispatches until set again.
+// it stay bound across dispatches until set again. The dispatches of a
+// command buffer run in the order encoded, each one seeing the memory
+// writes of those before it.
 type Encoder struct {
 	cb       *CommandBuffer
 	encoder  id // MTLComputeCommandEncoder, retained; 0 once ended
 	pipeline *Pipeline
 }
 
+// fail records an encoding mistake in method, naming the kernel if one is
+// set.
+func (e *Encoder) fail(method, format string, args ...any) {
+	where := "metal: Encoder." + method
+	if e.pipeline != nil {
+		where += fmt.Sprintf(" (kernel %q)", e.pipeline.name)
+	}
+	e.cb.fail(fmt.Errorf(where+": "+format, args...))
+}
+
 // usable reports whether the encoder is open, recording a mistake if not.
 func (e *Encoder) usable(method string) bool {
 	if e.encoder == 0 {
-		e.cb.fail(fmt.Errorf("metal: Encoder.%s called on an ended encoder", method))
+		e.fail(method, "encoder already ended")
 		return false
 	}
 	return true
@@ -148,7 +166,7 @@ func (e *Encoder) usable(method string) bool {
 
 func (e *Encoder) checkIndex(method string, index int) bool {
 	if index < 0 || index >= maxBindings {
-		e.cb.fail(fmt.Errorf("metal: Encoder.%s: index %d out of range [0, %d)", method, index, maxBindings))
+		e.fail(method, "index %d out of range [0, %d)", index, maxBindings)
 		return false
 	}
 	return true
@@ -160,7 +178,7 @@ func (e *Encoder) SetPipeline(p *Pipeline) {
 		return
 	}
 	if p == nil || p.state == 0 {
-		e.cb.fail(errors.New("metal: Encoder.SetPipeline: nil or released pipeline"))
+		e.fail("SetPipeline", "nil or released pipeline")
 		return
 	}
 	msgSendID(e.encoder, selSetPipeline, p.state)
@@ -176,11 +194,11 @@ func (e *Encoder) SetBuffer(index int, b *Buffer, offset int) {
 		return
 	}
 	if b == nil || b.buffer == 0 {
-		e.cb.fail(fmt.Errorf("metal: Encoder.SetBuffer: nil or released buffer at index %d", index))
+		e.fail("SetBuffer", "nil or released buffer at index %d", index)
 		return
 	}
 	if offset < 0 || offset >= b.Len() {
-		e.cb.fail(fmt.Errorf("metal: Encoder.SetBuffer: offset %d outside the %d-byte buffer at index %d", offset, b.Len(), index))
+		e.fail("SetBuffer", "offset %d outside the %d-byte buffer at index %d", offset, b.Len(), index)
 		return
 	}
 	msgSendBufferAt(e.encoder, selSetBuffer, b.buffer, uint(offset), uint(index))
@@ -193,7 +211,7 @@ func (e *Encoder) SetBytes(index int, data []byte) {
 		return
 	}
 	if len(data) == 0 || len(data) > maxSetBytes {
-		e.cb.fail(fmt.Errorf("metal: Encoder.SetBytes: %d bytes at index %d, want 1 to %d", len(data), index, maxSetBytes))
+		e.fail("SetBytes", "%d bytes at index %d, want 1 to %d", len(data), index, maxSetBytes)
 		return
 	}
 	msgSendBytes(e.encoder, selSetBytes, unsafe.Pointer(unsafe.SliceData(data)), uint(len(data)), uint(index))
@@ -207,7 +225,7 @@ func (e *Encoder) SetThreadgroupMemory(index int, length int) {
 	}
 	limit := e.cb.device.maxThreadgroupMemory
 	if length <= 0 || length > limit {
-		e.cb.fail(fmt.Errorf("metal: Encoder.SetThreadgroupMemory: %d bytes at index %d, want 1 to %d", length, index, limit))
+		e.fail("SetThreadgroupMemory", "%d bytes at index %d, want 1 to %d", length, index, limit)
 		return
 	}
 	rounded := (length + tgMemoryAlign - 1) &^ (tgMemoryAlign - 1)
@@ -223,14 +241,13 @@ func (e *Encoder) Dispatch(groups, threadsPerGroup Size) {
 	p := e.pipeline
 	switch {
 	case p == nil:
-		e.cb.fail(errors.New("metal: Encoder.Dispatch before SetPipeline"))
+		e.fail("Dispatch", "no pipeline set")
 		return
 	case negative(groups) || negative(threadsPerGroup):
-		e.cb.fail(fmt.Errorf("metal: Encoder.Dispatch of %q: negative size %v x %v", p.name, groups, threadsPerGroup))
+		e.fail("Dispatch", "negative size %v x %v", groups, threadsPerGroup)
 		return
 	case threadsPerGroup.Count() > p.maxThreads:
-		e.cb.fail(fmt.Errorf("metal: Encoder.Dispatch of %q: %d threads per threadgroup, the pipeline allows %d",
-			p.name, threadsPerGroup.Count(), p.maxThreads))
+		e.fail("Dispatch", "%d threads per threadgroup, the pipeline allows %d", threadsPerGroup.Count(), p.maxThreads)
 		return
 	}
 	msgSendDispatch(e.encoder, selDispatch, toMTLSize(groups), toMTLSize(threadsPerGroup))

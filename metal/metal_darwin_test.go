@@ -297,17 +297,17 @@ func TestEncodingMistakes(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		encode func(e *Encoder)
-		want   string
+		want   []string // substrings of the error
 	}{
-		{"dispatch without pipeline", func(e *Encoder) { e.Dispatch(Size{X: 1}, Size{X: 1}) }, "before SetPipeline"},
+		{"dispatch without pipeline", func(e *Encoder) { e.Dispatch(Size{X: 1}, Size{X: 1}) }, []string{"Dispatch", "no pipeline set"}},
 		{"too many threads", func(e *Encoder) {
 			e.SetPipeline(add)
 			e.Dispatch(Size{X: 1}, Size{X: add.MaxTotalThreadsPerThreadgroup() + 1})
-		}, "threads per threadgroup"},
-		{"buffer index", func(e *Encoder) { e.SetBuffer(31, buf, 0) }, "index 31"},
-		{"buffer offset", func(e *Encoder) { e.SetBuffer(0, buf, 64) }, "offset 64"},
-		{"large SetBytes", func(e *Encoder) { e.SetBytes(0, make([]byte, 4097)) }, "4097 bytes"},
-		{"use after End", func(e *Encoder) { e.End(); e.SetBuffer(0, buf, 0) }, "ended encoder"},
+		}, []string{`kernel "add"`, "threads per threadgroup"}},
+		{"buffer index", func(e *Encoder) { e.SetBuffer(31, buf, 0) }, []string{"SetBuffer", "index 31"}},
+		{"buffer offset", func(e *Encoder) { e.SetBuffer(0, buf, 64) }, []string{"SetBuffer", "offset 64"}},
+		{"large SetBytes", func(e *Encoder) { e.SetBytes(0, make([]byte, 4097)) }, []string{"SetBytes", "4097 bytes"}},
+		{"use after End", func(e *Encoder) { e.End(); e.SetBuffer(0, buf, 0) }, []string{"SetBuffer", "already ended"}},
 	} {
 		cb, err := d.NewCommandBuffer()
 		if err != nil {
@@ -317,11 +317,92 @@ func TestEncodingMistakes(t *testing.T) {
 		tc.encode(e)
 		e.End()
 		cb.Commit()
-		if err := cb.Wait(); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: Wait error = %v, want one containing %q", tc.name, err, tc.want)
+		err = cb.Wait()
+		for _, want := range tc.want {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: Wait error = %v, want one containing %q", tc.name, err, want)
+			}
 		}
 		if err := cb.Wait(); err == nil {
 			t.Errorf("%s: second Wait succeeded", tc.name)
+		}
+	}
+}
+
+// TestDependentDispatches runs several dependent dispatches in one command
+// buffer, across two encoders: out1 = a + 2b, then out2 = out1 + 2b twice
+// more on alternating buffers, so each dispatch reads the previous one's
+// result.
+func TestDependentDispatches(t *testing.T) {
+	d := openDevice(t)
+	add, err := compile(t, d, addSource).Pipeline("add")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 300
+	a, b := make([]float32, n), make([]float32, n)
+	for i := range a {
+		a[i], b[i] = float32(i), float32(i%7)
+	}
+	var bufs [4]*Buffer
+	for i, v := range [][]float32{a, b, make([]float32, n), make([]float32, n)} {
+		if bufs[i], err = d.NewBufferFrom(floatBytes(v)); err != nil {
+			t.Fatal(err)
+		}
+		defer bufs[i].Release()
+	}
+	params := make([]byte, 8)
+	binary.LittleEndian.PutUint32(params, n)
+	binary.LittleEndian.PutUint32(params[4:], math.Float32bits(2))
+
+	cb, err := d.NewCommandBuffer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// (input, output) per dispatch; the first encoder runs one, the second two.
+	steps := [][2]int{{0, 2}, {2, 3}, {3, 2}}
+	for _, run := range [][][2]int{steps[:1], steps[1:]} {
+		e := cb.Encoder()
+		e.SetPipeline(add)
+		e.SetBuffer(1, bufs[1], 0)
+		e.SetBytes(3, params)
+		for _, s := range run {
+			e.SetBuffer(0, bufs[s[0]], 0)
+			e.SetBuffer(2, bufs[s[1]], 0)
+			e.Dispatch(Size{X: (n + 63) / 64}, Size{X: 64})
+		}
+		e.End()
+	}
+	cb.Commit()
+	if err := cb.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	for i, got := range bytesFloats(bufs[2].Bytes()) {
+		if want := a[i] + 6*b[i]; got != want {
+			t.Fatalf("out[%d] = %v, want %v", i, got, want)
+		}
+	}
+}
+
+func TestCommandBufferMisuse(t *testing.T) {
+	d := openDevice(t)
+	for _, tc := range []struct {
+		name string
+		use  func(cb *CommandBuffer)
+		want string
+	}{
+		{"two open encoders", func(cb *CommandBuffer) { cb.Encoder(); cb.Encoder().End(); cb.Commit() }, "another encoder is open"},
+		{"commit with open encoder", func(cb *CommandBuffer) { cb.Encoder(); cb.Commit() }, "encoder still open"},
+		{"wait before commit", func(cb *CommandBuffer) {}, "before Commit"},
+		{"encoder after commit", func(cb *CommandBuffer) { cb.Commit(); cb.Encoder().End() }, "after Commit"},
+	} {
+		cb, err := d.NewCommandBuffer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc.use(cb)
+		if err := cb.Wait(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: Wait error = %v, want one containing %q", tc.name, err, tc.want)
 		}
 	}
 }
