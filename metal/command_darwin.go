@@ -40,7 +40,7 @@ type CommandBuffer struct {
 // NewCommandBuffer returns an empty command buffer on the device's queue.
 func (d *Device) NewCommandBuffer() (*CommandBuffer, error) {
 	if d.queue == 0 {
-		return nil, errors.New("metal: device used after Close")
+		return nil, errClosed
 	}
 	var buf id
 	withPool(func() {

@@ -148,7 +148,13 @@ func (d *Device) NewBufferNoCopy(mem []byte) (*Buffer, error) {
 	return d.wrap(buf, len(mem))
 }
 
+// errClosed is returned by a Device's methods after Close.
+var errClosed = errors.New("metal: device used after Close")
+
 func (d *Device) checkLength(length int) error {
+	if d.device == 0 {
+		return errClosed
+	}
 	if length <= 0 || length > d.maxBufferLength {
 		return fmt.Errorf("metal: buffer length %d out of range [1, %d]", length, d.maxBufferLength)
 	}

@@ -22,12 +22,19 @@ type Library struct {
 // 14 and later (bfloat, among others) and the newest the OS knows before
 // that. A compile error carries the compiler's messages.
 func (d *Device) NewLibrary(source string, opts CompileOptions) (*Library, error) {
+	if d.device == 0 {
+		return nil, errClosed
+	}
 	var lib id
 	var err error
 	withPool(func() {
 		options := newCompileOptions(opts) // owned
 		defer release(options)
 		src := newString(source) // owned
+		if src == 0 {
+			err = errors.New("metal: library source is not valid UTF-8")
+			return
+		}
 		defer release(src)
 		var nserr id // out-parameter, autoreleased when set
 		lib = msgSendErr2(d.device, selNewLibrary, src, options, &nserr)
@@ -85,6 +92,9 @@ func (l *Library) newPipeline(function string) (*Pipeline, error) {
 		return nil, errors.New("metal: library used after Release")
 	}
 	name := newString(function) // owned
+	if name == 0 {
+		return nil, fmt.Errorf("metal: function name %q is not valid UTF-8", function)
+	}
 	defer release(name)
 	fn := msgSendID(l.library, selNewFunction, name) // owned
 	if fn == 0 {

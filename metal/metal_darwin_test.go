@@ -406,3 +406,21 @@ func TestCommandBufferMisuse(t *testing.T) {
 		}
 	}
 }
+
+func TestClosedDevice(t *testing.T) {
+	d, err := Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	d.Close()
+	if _, err := d.NewBuffer(16); err == nil {
+		t.Error("NewBuffer after Close succeeded")
+	}
+	if _, err := d.NewLibrary(addSource, CompileOptions{}); err == nil {
+		t.Error("NewLibrary after Close succeeded")
+	}
+	if _, err := d.NewCommandBuffer(); err == nil {
+		t.Error("NewCommandBuffer after Close succeeded")
+	}
+}

@@ -23,7 +23,9 @@ package metal
 //
 // Every message send goes through a func variable of the exact C type of the
 // method, bound to objc_msgSend once by purego.RegisterFunc in load. Nothing
-// on the dispatch path inspects types or registers anything.
+// on the dispatch path registers a function or works out a signature; purego
+// only places each call's arguments in registers (by reflection, inside the
+// function it made).
 //
 // MTLSize (three NSUIntegers, 24 bytes) is passed and returned by value
 // through purego's struct support, which follows the Apple ABIs: on arm64 a
@@ -308,7 +310,8 @@ func release(obj id) {
 	}
 }
 
-// newString returns an owned NSString holding a copy of s.
+// newString returns an owned NSString holding a copy of s, or nil if s is
+// not valid UTF-8.
 func newString(s string) id {
 	str := msgSend(id(clsNSString), selAlloc)
 	return msgSendBytes(str, selInitWithBytes, unsafe.Pointer(unsafe.StringData(s)), uint(len(s)), nsUTF8Encoding)
