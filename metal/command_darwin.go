@@ -95,7 +95,7 @@ func (c *CommandBuffer) Commit() {
 		c.encoder.End()
 	}
 	if c.err == nil {
-		msgSendVoid(c.buffer, selCommit)
+		withPool(func() { msgSendVoid(c.buffer, selCommit) }) // Metal may autorelease internally
 		c.sent = true
 	}
 }
@@ -258,8 +258,10 @@ func (e *Encoder) End() {
 	if e.encoder == 0 {
 		return
 	}
-	msgSendVoid(e.encoder, selEndEncoding)
-	release(e.encoder)
+	withPool(func() { // Metal may autorelease internally
+		msgSendVoid(e.encoder, selEndEncoding)
+		release(e.encoder)
+	})
 	e.encoder = 0
 	if e.cb.encoder == e {
 		e.cb.encoder = nil
