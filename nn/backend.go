@@ -82,6 +82,7 @@ type Backend interface {
 	SiLUMulBackward(dgate, dup, dout, gate, up *Tensor)
 	// CrossEntropy returns Σ over rows with label ≥ 0 of -log softmax(logits)[label]
 	// and sets dlogits = scale·(softmax − onehot) on those rows, 0 elsewhere.
+	// dlogits may be logits itself.
 	CrossEntropy(dlogits, logits *Tensor, labels []int32, scale float32) float64
 	// Dropout draws mask from seed (each element 0 with probability p, else
 	// 1/(1-p)) and sets out = x·mask.

@@ -76,7 +76,7 @@ func (m *Model) linear(ws *workspace, y, x *Tensor, l int, mod Module, ad *Adapt
 	}
 	xd := x
 	if acts != nil && lo.Dropout > 0 {
-		mask := m.B.NewTensor(x.Rows, x.Cols)
+		mask := ws.get(fmt.Sprintf("b%d.mask.%s", l, mod), x.Rows, x.Cols)
 		xd = ws.get("lora.xd", x.Rows, x.Cols)
 		m.B.Dropout(xd, mask, x, lo.Dropout, acts.dropSeed+uint64(mod))
 		acts.drop[mod] = mask
