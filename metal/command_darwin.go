@@ -25,7 +25,8 @@ const (
 //
 // Encoding mistakes (an index out of range, a missing pipeline, too many
 // threads) are not sent to Metal, which would abort the process: the first
-// one is kept, the command buffer is not run, and Wait returns it.
+// one is kept and Wait returns it. A command buffer with a mistake recorded
+// before Commit is not run at all.
 type CommandBuffer struct {
 	device  *Device
 	buffer  id       // MTLCommandBuffer, retained
