@@ -1,0 +1,315 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// newHandler returns a Handler over a fresh fake model with the contains
+// grader and SEAL's default flags.
+func newHandler(t *testing.T) (*Handler, *fakeModel) {
+	t.Helper()
+	m := &fakeModel{}
+	return &Handler{Model: m, Grader: ContainsGrader{}, Config: DefaultConfig()}, m
+}
+
+// handle runs one JSON request and decodes the reply into a generic map.
+func handle(t *testing.T, h *Handler, req string) map[string]any {
+	t.Helper()
+	reply, _ := h.Handle(context.Background(), [][]byte{[]byte(req)})
+	var out map[string]any
+	if err := json.Unmarshal(reply, &out); err != nil {
+		t.Fatalf("reply %q is not JSON: %v", reply, err)
+	}
+	return out
+}
+
+const twoFacts = `{
+	"train_sequences": ["Question: Where does Ada live?\nAnswer: Ada lives in Brindle.", "Question: What is Ada's cat called?\nAnswer: Pim."],
+	"eval_questions": [
+		{"title": "Ada", "context": "...", "question": "Topic: Ada\nWhere does Ada live?", "answer": "Brindle"},
+		{"title": "Ada", "context": "...", "question": "Topic: Ada\nWhat is Ada's cat called?", "answer": "Pim"}
+	]`
+
+func TestCycleTrainsAndGrades(t *testing.T) {
+	h, m := newHandler(t)
+	out := handle(t, h, twoFacts+`}`)
+	want := map[string]any{
+		"baseline_accuracy": 0.0, "adapter_accuracy": 1.0, "adapter_gain": 1.0,
+		"baseline_texts":   []any{" I don't know.\n", " I don't know.\n"},
+		"adapter_texts":    []any{" Ada lives in Brindle.\n", " Pim.\n"},
+		"baseline_correct": []any{false, false}, "adapter_correct": []any{true, true},
+		"gains": []any{1.0, 1.0},
+	}
+	if !reflect.DeepEqual(out, want) {
+		t.Fatalf("reply\n%v\nwant\n%v", out, want)
+	}
+	gens, trains := m.calls()
+	if len(gens) != 2 || gens[0].adapter || !gens[1].adapter {
+		t.Fatalf("generate calls %+v, want base then adapter", gens)
+	}
+	wantPrompt := "Let's answer a question directly and concisely.\nQuestion: Topic: Ada\nWhere does Ada live?\nAnswer:\n"
+	if gens[0].prompts[0] != wantPrompt || len(gens[0].prompts) != 2 {
+		t.Errorf("prompts %q, want both questions batched, first %q", gens[0].prompts, wantPrompt)
+	}
+	if p := gens[0].params; p.Temperature != 0 || p.TopP != 1 || p.MaxTokens != 64 || len(p.Stop) != 0 {
+		t.Errorf("generation params %+v, want SEAL's defaults", p)
+	}
+	wantTrain := TrainParams{Rank: 32, Alpha: 64, Epochs: 10, LR: 1e-3, BatchSize: 1, GradAccum: 1,
+		MaxSeqLength: 2048, Padding: "max_length", Seed: trains[0].Seed}
+	if len(trains) != 1 || !reflect.DeepEqual(trains[0], wantTrain) {
+		t.Errorf("train params %+v, want %+v", trains, wantTrain)
+	}
+	if m.released.Load() != 1 {
+		t.Errorf("adapter released %d times, want 1", m.released.Load())
+	}
+}
+
+func TestReplyKeysInOrder(t *testing.T) {
+	h, _ := newHandler(t)
+	reply, _ := h.Handle(context.Background(), [][]byte{[]byte(`{"eval_questions": [{"question": "q?", "answer": "a"}]}`)})
+	want := `{"baseline_accuracy":0.0,"adapter_accuracy":0.0,"adapter_gain":0.0,"baseline_texts":[" I don't know.\n"],` +
+		`"adapter_texts":[" I don't know.\n"],"baseline_correct":[false],"adapter_correct":[false],"gains":[0]}`
+	if string(reply) != want {
+		t.Errorf("reply\n%s\nwant\n%s", reply, want)
+	}
+}
+
+func TestRequestKeysReachTheModel(t *testing.T) {
+	h, m := newHandler(t)
+	h.Config.Instruct = true
+	h.Config.MaxSeqLength = 512
+	h.Config.Temperature, h.Config.TopP, h.Config.MaxTokens = 0.7, 0.9, 32
+	out := handle(t, h, twoFacts+`, "lora_rank": 8, "lora_alpha": 16.5, "lora_dropout": 0.1, "finetune_epochs": 3,
+		"finetune_lr": 0.0003, "batch_size": 2, "gradient_accumulation_steps": 4, "end_mask_substring": "Answer:",
+		"seed": 42, "padding": "longest", "lora_layers": 2, "target_modules": ["q_proj", "k_proj"], "unknown_key": [1]}`)
+	if out["adapter_accuracy"] != 1.0 {
+		t.Fatalf("reply %v", out)
+	}
+	gens, trains := m.calls()
+	want := TrainParams{Rank: 8, Alpha: 16.5, Dropout: 0.1, Epochs: 3, LR: 3e-4, BatchSize: 2, GradAccum: 4,
+		EndMaskSubstring: "Answer:", MaxSeqLength: 512, Padding: "longest", TargetModules: []string{"q_proj", "k_proj"},
+		LoRALayers: 2, Seed: 42}
+	if !reflect.DeepEqual(trains[0], want) {
+		t.Errorf("train params\n%+v\nwant\n%+v", trains[0], want)
+	}
+	wantGen := GenParams{Temperature: 0.7, TopP: 0.9, MaxTokens: 32, Stop: []string{"<|im_end|>"}, Seed: 42}
+	if !reflect.DeepEqual(gens[0].params, wantGen) {
+		t.Errorf("gen params %+v, want %+v", gens[0].params, wantGen)
+	}
+	wantPrompt := "<|im_start|>system\nYou are an assistant to answer a question directly and concisely.<|im_end|>\n" +
+		"<|im_start|>user\nTopic: Ada\nWhere does Ada live?<|im_end|>\n<|im_start|>assistant\n"
+	if gens[0].prompts[0] != wantPrompt {
+		t.Errorf("instruct prompt %q, want %q", gens[0].prompts[0], wantPrompt)
+	}
+}
+
+func TestNoTrainingPaths(t *testing.T) {
+	tests := []struct{ name, tail string }{
+		{"skip_training", `, "skip_training": true}`},
+		{"empty sequences", `}`},
+		{"null sequences", `}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, m := newHandler(t)
+			req := twoFacts + tt.tail
+			if tt.name != "skip_training" {
+				req = strings.Replace(req, `["Question: Where`, `null, "x": ["Question: Where`, 1)
+				if tt.name == "empty sequences" {
+					req = strings.Replace(req, `"train_sequences": null`, `"train_sequences": []`, 1)
+				}
+			}
+			out := handle(t, h, req)
+			if out["adapter_gain"] != 0.0 || !reflect.DeepEqual(out["gains"], []any{0.0, 0.0}) ||
+				!reflect.DeepEqual(out["adapter_texts"], out["baseline_texts"]) {
+				t.Errorf("reply %v, want adapter = baseline", out)
+			}
+			if _, trains := m.calls(); len(trains) != 0 {
+				t.Errorf("trained %d times, want none", len(trains))
+			}
+		})
+	}
+}
+
+func TestBaselineEvalFalse(t *testing.T) {
+	h, m := newHandler(t)
+	out := handle(t, h, twoFacts+`, "baseline_eval": false}`)
+	want := map[string]any{
+		"baseline_accuracy": 0.0, "adapter_accuracy": 1.0, "adapter_gain": 1.0,
+		"baseline_texts": []any{"", ""}, "adapter_texts": []any{" Ada lives in Brindle.\n", " Pim.\n"},
+		"baseline_correct": []any{false, false}, "adapter_correct": []any{true, true}, "gains": []any{1.0, 1.0},
+	}
+	if !reflect.DeepEqual(out, want) {
+		t.Errorf("reply %v, want %v", out, want)
+	}
+	if gens, _ := m.calls(); len(gens) != 1 || !gens[0].adapter {
+		t.Errorf("generate calls %+v, want the adapter's only", gens)
+	}
+}
+
+func TestChainOfThought(t *testing.T) {
+	h, m := newHandler(t)
+	h.Config.Instruct = true // chain of thought takes precedence over ChatML, as in SEAL
+	out := handle(t, h, twoFacts+`, "chain_of_thought": true}`)
+	if out["baseline_accuracy"] != 0.0 || out["adapter_accuracy"] != 1.0 {
+		t.Fatalf("reply %v", out)
+	}
+	texts := out["adapter_texts"].([]any)
+	if texts[0] != " The facts say so.\nFinal answer: Ada lives in Brindle." {
+		t.Errorf("adapter text %q, want the raw completion", texts[0])
+	}
+	gens, _ := m.calls()
+	want := "Let's think step by step and then answer the question directly and concisely. Let's first give reasoning under \"Reasoning:\" and then the final answer under \"Final answer:\".\nQuestion: Topic: Ada\nWhere does Ada live?\nReasoning:"
+	if gens[0].prompts[0] != want {
+		t.Errorf("prompt %q, want %q", gens[0].prompts[0], want)
+	}
+	if len(gens[0].params.Stop) != 0 {
+		t.Errorf("stop %q, want none for the base chain-of-thought prompt", gens[0].params.Stop)
+	}
+}
+
+func TestModelGrader(t *testing.T) {
+	h, m := newHandler(t)
+	h.Grader = &ModelGrader{Model: m}
+	out := handle(t, h, twoFacts+`}`)
+	if out["baseline_accuracy"] != 0.0 || out["adapter_accuracy"] != 1.0 {
+		t.Fatalf("reply %v", out)
+	}
+	gens, _ := m.calls()
+	// base answers, base grading, adapter answers, base grading
+	if len(gens) != 4 || gens[1].adapter || gens[3].adapter {
+		t.Fatalf("generate calls %+v, want grading by the base model", gens)
+	}
+	want := gradePrompt("Topic: Ada\nWhere does Ada live?", "Brindle", "Ada lives in Brindle.")
+	if gens[3].prompts[0] != want || gens[3].params.Temperature != 0 {
+		t.Errorf("grading prompt %q, want %q greedily", gens[3].prompts[0], want)
+	}
+}
+
+func TestKeepAdapterDir(t *testing.T) {
+	dir := t.TempDir()
+	wd, _ := os.Getwd()
+	if err := os.Chdir(dir); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Chdir(wd)
+	h, _ := newHandler(t)
+	h.Config.KeepAdapters, h.Config.Port = true, 6001
+	handle(t, h, `{"eval_questions": []}`) // request 0: no training, nothing kept
+	handle(t, h, twoFacts+`}`)             // request 1
+	if _, err := os.Stat(filepath.Join(dir, "models/tmp_6001_inner_TTT_1/final_adapter/adapter_config.json")); err != nil {
+		t.Errorf("kept adapter: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "models/tmp_6001_inner_TTT_0")); !os.IsNotExist(err) {
+		t.Errorf("request 0 trained nothing but left %v", err)
+	}
+}
+
+func TestFailuresAreErrorReplies(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(*Handler, *fakeModel)
+		want  string
+	}{
+		{"generation", func(h *Handler, m *fakeModel) { m.genErr = errors.New("out of memory") },
+			"RuntimeError: baseline evaluation: generation: out of memory"},
+		{"training value error", func(h *Handler, m *fakeModel) {
+			m.trainErr = &Error{Type: "ValueError", Msg: `target module "w_proj" is not in the model`}
+		}, `ValueError: target module "w_proj" is not in the model`},
+		{"panic", func(h *Handler, m *fakeModel) { m.panicMsg = "index out of range" },
+			"RuntimeError: internal error: index out of range"},
+		{"grader", func(h *Handler, m *fakeModel) { h.Grader = failingGrader{} },
+			"RuntimeError: baseline evaluation: grading: grader down"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, m := newHandler(t)
+			tt.setup(h, m)
+			out := handle(t, h, twoFacts+`}`)
+			if !reflect.DeepEqual(out, map[string]any{"error": tt.want}) {
+				t.Errorf("reply %v, want error %q", out, tt.want)
+			}
+			// The next request succeeds once the fault is gone.
+			m.genErr, m.trainErr, m.panicMsg, h.Grader = nil, nil, "", ContainsGrader{}
+			if out := handle(t, h, twoFacts+`}`); out["adapter_accuracy"] != 1.0 {
+				t.Errorf("next reply %v", out)
+			}
+		})
+	}
+}
+
+type failingGrader struct{}
+
+func (failingGrader) Grade(context.Context, []GradeItem) ([]bool, error) {
+	return nil, errors.New("grader down")
+}
+
+func TestBlankAnswersAreWrongWithoutGrading(t *testing.T) {
+	h, _ := newHandler(t)
+	h.Grader = failingGrader{} // would fail if called
+	h.Model = blankModel{}
+	out := handle(t, h, `{"eval_questions": [{"question": "q?", "answer": "a"}]}`)
+	if out["baseline_correct"].([]any)[0] != false || out["baseline_texts"].([]any)[0] != " \n " {
+		t.Errorf("reply %v", out)
+	}
+}
+
+type blankModel struct{ Model }
+
+func (blankModel) Generate(_ context.Context, _ Adapter, prompts []string, _ GenParams) ([]Completion, error) {
+	out := make([]Completion, len(prompts))
+	for i := range out {
+		out[i] = Completion{Text: " \n "}
+	}
+	return out, nil
+}
+
+func TestShutdown(t *testing.T) {
+	h, _ := newHandler(t)
+	reply, stop := h.Handle(context.Background(), [][]byte{[]byte(`{"cmd": "shutdown"}`)})
+	if string(reply) != `{"status":"bye"}` || !stop {
+		t.Errorf("reply %s stop %v", reply, stop)
+	}
+}
+
+func TestLogLine(t *testing.T) {
+	var buf bytes.Buffer
+	h, _ := newHandler(t)
+	h.Log = slog.New(slog.NewJSONHandler(&buf, nil))
+	handle(t, h, twoFacts+`}`)
+	var line map[string]any
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &line); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"questions", "train_sequences", "baseline_eval_s", "train_s", "adapter_eval_s", "grade_s",
+		"trained_tokens_per_s", "generated_tokens_per_s", "loss_first", "loss_last", "baseline_accuracy", "adapter_accuracy"} {
+		if _, ok := line[k]; !ok {
+			t.Errorf("log line lacks %q: %v", k, line)
+		}
+	}
+	if !strings.Contains(buf.String(), `"msg":"training"`) {
+		t.Errorf("no training progress line in %s", buf.String())
+	}
+}
+
+func TestDemoRequestBeatsBaseline(t *testing.T) {
+	h, _ := newHandler(t)
+	var out bytes.Buffer
+	rep, err := Demo(context.Background(), h, &out)
+	if err != nil {
+		t.Fatalf("demo: %v\n%s", err, out.String())
+	}
+	if rep.AdapterAccuracy != 1 || rep.BaselineAccuracy != 0 || !strings.Contains(out.String(), "memorised") {
+		t.Errorf("demo reply %+v\n%s", rep, out.String())
+	}
+}

@@ -1,0 +1,30 @@
+package server
+
+import "context"
+
+// Socket is a bound ZeroMQ REP socket: Recv and Send strictly alternate, and
+// a reply goes to the peer of the last request (dropped when that peer has
+// gone).
+type Socket interface {
+	// Recv waits for the next request and returns all its frames. It
+	// returns ctx.Err() once ctx is done.
+	Recv(ctx context.Context) ([][]byte, error)
+	// Send sends the reply to the last request as one frame.
+	Send(reply []byte) error
+	// Endpoint is the bound address, with the actual port when the
+	// endpoint asked for any free one (port 0).
+	Endpoint() string
+	// Close releases the socket without waiting for unsent replies.
+	Close() error
+}
+
+// transports holds the ZeroMQ implementations compiled in, by name:
+// "go" (github.com/go-zeromq/zmq4, pure Go) always, "libzmq"
+// (github.com/pebbe/zmq4) when cgo is on.
+var transports = map[string]func(endpoint string) (Socket, error){}
+
+// Listen binds a REP socket to endpoint (e.g. "tcp://*:5555") with the
+// default transport: libzmq when built with cgo, pure Go otherwise.
+func Listen(endpoint string) (Socket, error) {
+	return transports[DefaultTransport](endpoint)
+}
