@@ -248,7 +248,7 @@ func (d *decoder) list(key, what string) []json.RawMessage {
 // text reads one non-blank string element, where is its name for messages.
 func (d *decoder) text(raw json.RawMessage, where string) string {
 	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
+	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
 		d.fail("TypeError", "%s must be a string, got %s", where, pyType(raw))
 		return ""
 	}
