@@ -1,0 +1,390 @@
+//go:build !darwin
+
+package metal_test
+
+import (
+	"encoding/binary"
+	"math"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/goseal/ttt/metal"
+)
+
+var (
+	devOnce sync.Once
+	dev     *metal.Device
+	devErr  error
+)
+
+func device(t testing.TB) *metal.Device {
+	devOnce.Do(func() { dev, devErr = metal.Open() })
+	if devErr != nil {
+		t.Fatal(devErr)
+	}
+	return dev
+}
+
+func floats(b []byte) []float32 {
+	f := make([]float32, len(b)/4)
+	for i := range f {
+		f[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return f
+}
+
+func fbytes(f []float32) []byte {
+	b := make([]byte, 4*len(f))
+	for i, v := range f {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
+	}
+	return b
+}
+
+// run compiles src, dispatches kernel over groups x threads with bufs bound
+// to buffer(0), buffer(1), ... and returns the buffers' contents afterwards.
+func run(t *testing.T, src, kernel string, groups, threads metal.Size, bufs ...[]float32) ([][]float32, error) {
+	t.Helper()
+	d := device(t)
+	lib, err := d.NewLibrary(src, metal.CompileOptions{})
+	if err != nil {
+		return nil, err
+	}
+	p, err := lib.Pipeline(kernel)
+	if err != nil {
+		return nil, err
+	}
+	cb, err := d.NewCommandBuffer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := cb.Encoder()
+	e.SetPipeline(p)
+	var mb []*metal.Buffer
+	for i, b := range bufs {
+		buf, err := d.NewBufferFrom(fbytes(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer buf.Release()
+		mb = append(mb, buf)
+		e.SetBuffer(i, buf, 0)
+	}
+	e.Dispatch(groups, threads)
+	e.End()
+	cb.Commit()
+	err = cb.Wait()
+	var out [][]float32
+	for _, b := range mb {
+		out = append(out, floats(b.Bytes()))
+	}
+	return out, err
+}
+
+const header = "#include <metal_stdlib>\nusing namespace metal;\n"
+
+func TestSIMDGroupFunctions(t *testing.T) {
+	src := header + `
+kernel void k(device float* out [[buffer(0)]], uint lane [[thread_index_in_simdgroup]],
+              uint sg [[simdgroup_index_in_threadgroup]], uint tid [[thread_index_in_threadgroup]]) {
+	float v = float(tid);
+	device float* o = out + tid * 10;
+	o[0] = simd_sum(v);
+	o[1] = simd_max(v);
+	o[2] = simd_prefix_exclusive_sum(v);
+	o[3] = simd_shuffle_xor(v, 1);
+	o[4] = simd_shuffle_down(v, 4);
+	o[5] = simd_broadcast(v, 3);
+	o[6] = lane < 16 ? simd_sum(v) : -1.0f;    // half the lanes active
+	o[7] = simd_any(lane == 5) ? 1.0f : 0.0f;
+	o[8] = simd_all(lane < 31) ? 1.0f : 0.0f;
+	o[9] = float(sg);
+}
+`
+	const n = 64
+	out, err := run(t, src, "k", metal.Size{X: 1}, metal.Size{X: n}, make([]float32, n*10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for tid := 0; tid < n; tid++ {
+		lane, base := tid%32, tid/32*32
+		sum, half, prefix := 0, 0, 0
+		for l := 0; l < 32; l++ {
+			sum += base + l
+			if l < 16 {
+				half += base + l
+			}
+			if l < lane {
+				prefix += base + l
+			}
+		}
+		down := tid
+		if lane+4 < 32 {
+			down = tid + 4
+		}
+		halfWant := -1
+		if lane < 16 {
+			halfWant = half
+		}
+		want := []int{sum, base + 31, prefix, tid ^ 1, down, base + 3, halfWant, 1, 0, tid / 32}
+		for i, w := range want {
+			if got := out[0][tid*10+i]; got != float32(w) {
+				t.Errorf("thread %d, value %d: got %v, want %v", tid, i, got, w)
+			}
+		}
+	}
+}
+
+func TestSimdgroupMatrix(t *testing.T) {
+	src := header + `
+kernel void mm(device const float* a [[buffer(0)]], device const float* b [[buffer(1)]], device float* c [[buffer(2)]],
+               uint sg [[simdgroup_index_in_threadgroup]]) {
+	simdgroup_float8x8 ma, mb;
+	simdgroup_float8x8 acc = make_filled_simdgroup_matrix<float, 8, 8>(1.0f);
+	for (int k = 0; k < 16; k += 8) {
+		simdgroup_load(ma, a + k, 16);
+		simdgroup_load(mb, b + k * 8, 8);
+		simdgroup_multiply_accumulate(acc, ma, mb, acc);
+	}
+	simdgroup_store(acc, c + sg * 64, 8);
+}
+`
+	a, b := make([]float32, 8*16), make([]float32, 16*8)
+	for i := range a {
+		a[i] = float32(i%7) - 3
+		b[i] = float32(i%5) * 0.5
+	}
+	out, err := run(t, src, "mm", metal.Size{X: 1}, metal.Size{X: 64}, a, b, make([]float32, 128))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for sg := 0; sg < 2; sg++ {
+		for r := 0; r < 8; r++ {
+			for c := 0; c < 8; c++ {
+				want := float32(1)
+				for k := 0; k < 16; k++ {
+					want += a[r*16+k] * b[k*8+c]
+				}
+				if got := out[2][sg*64+r*8+c]; got != want {
+					t.Fatalf("simdgroup %d: c[%d][%d] = %v, want %v", sg, r, c, got, want)
+				}
+			}
+		}
+	}
+}
+
+func TestLanguage(t *testing.T) {
+	src := header + `
+struct P { float2 s; uint n; };
+kernel void k(device float* out [[buffer(0)]], uint2 gid [[thread_position_in_grid]],
+              ushort2 tg [[threadgroup_position_in_grid]], uint3 tpg [[threads_per_threadgroup]]) {
+	if (gid.x != 0 || gid.y != 0) return;
+	float4 v = float4(1.0f, 2.0f, 3.0f, 4.0f);
+	float4 w = float4(v.yx, 5.0f, v.w);
+	out[0] = w.x + w.y * 10 + w.z * 100 + w.w * 1000;   // 4512
+	half h = half(1.0f) + half(0.0001f);                // rounds to 1 in fp16
+	out[1] = float(h);
+	out[2] = as_type<float>(0x3f800000u);               // 1
+	out[3] = float(clamp(7, 0, 5)) + max(2.0f, 3.0f);   // 8
+	out[4] = fast::exp(0.0f) + precise::sqrt(4.0f) + rsqrt(4.0f); // 3.5
+	float2 s = float2(3.0f);
+	out[5] = dot(s, float2(1.0f, 2.0f));                // 9
+	out[6] = float(tpg.x * tpg.y);                      // 4
+	out[7] = isnan(NAN) ? 1.0f : 0.0f;
+}
+`
+	out, err := run(t, src, "k", metal.Size{X: 2, Y: 2}, metal.Size{X: 2, Y: 2}, make([]float32, 8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []float32{4512, 1, 1, 8, 3.5, 9, 4, 1}
+	for i, w := range want {
+		if out[0][i] != w {
+			t.Errorf("out[%d] = %v, want %v", i, out[0][i], w)
+		}
+	}
+}
+
+func TestThreadgroupArgument(t *testing.T) {
+	src := header + `
+kernel void rev(device float* x [[buffer(0)]], threadgroup float* tmp [[threadgroup(0)]],
+                uint i [[thread_position_in_threadgroup]], uint n [[threads_per_threadgroup]],
+                uint g [[threadgroup_position_in_grid]]) {
+	tmp[i] = x[g * n + i];
+	threadgroup_barrier(mem_flags::mem_threadgroup);
+	x[g * n + i] = tmp[n - 1 - i];
+}
+`
+	d := device(t)
+	lib, err := d.NewLibrary(src, metal.CompileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := lib.Pipeline("rev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := make([]float32, 3*100)
+	for i := range x {
+		x[i] = float32(i)
+	}
+	buf, _ := d.NewBufferFrom(fbytes(x))
+	defer buf.Release()
+	for _, setLen := range []bool{true, false} {
+		cb, _ := d.NewCommandBuffer()
+		e := cb.Encoder()
+		e.SetPipeline(p)
+		e.SetBuffer(0, buf, 0)
+		if setLen {
+			e.SetThreadgroupMemory(0, 400)
+		}
+		e.Dispatch(metal.Size{X: 3}, metal.Size{X: 100})
+		e.End()
+		cb.Commit()
+		err := cb.Wait()
+		if !setLen {
+			if err == nil || !strings.Contains(err.Error(), "threadgroup memory 0 (tmp) has no length") {
+				t.Errorf("without a length: got %v", err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := floats(buf.Bytes())
+		for g := 0; g < 3; g++ {
+			for i := 0; i < 100; i++ {
+				if want := float32(g*100 + 99 - i); got[g*100+i] != want {
+					t.Fatalf("x[%d] = %v, want %v", g*100+i, got[g*100+i], want)
+				}
+			}
+		}
+	}
+}
+
+// TestErrors runs kernels with mistakes and checks Wait reports each.
+func TestErrors(t *testing.T) {
+	tests := []struct {
+		name, src string
+		threads   int
+		want      []string
+	}{
+		{"barrier in divergent branch", `
+kernel void k(device float* x [[buffer(0)]], uint i [[thread_position_in_threadgroup]]) {
+	if (i < 10) {
+		threadgroup_barrier(mem_flags::mem_threadgroup);
+	} else {
+		x[i] = 1;
+		threadgroup_barrier(mem_flags::mem_threadgroup);
+	}
+}`, 64, []string{`kernel "k": barrier divergence`, "program_source:6", "program_source:9"}},
+		{"return before barrier", `
+kernel void k(device float* x [[buffer(0)]], uint i [[thread_position_in_threadgroup]]) {
+	if (i == 3) return;
+	threadgroup_barrier(mem_flags::mem_threadgroup);
+}`, 64, []string{"barrier divergence", "thread (3,0,0) returned"}},
+		{"write past the end", `
+kernel void k(device float* x [[buffer(0)]], uint i [[thread_position_in_grid]]) {
+	x[i + 1] = 1;
+}`, 64, []string{"out-of-bounds access to buffer 0 (x)", "byte 256 of a 256-byte buffer", "thread 63,0,0"}},
+		{"read far away", `
+kernel void k(device float* x [[buffer(0)]], uint i [[thread_position_in_grid]]) {
+	x[i] = x[i + 100000000];
+}`, 64, []string{`kernel "k": invalid memory access`}},
+		{"too much threadgroup memory", `
+kernel void k(device float* x [[buffer(0)]], uint i [[thread_position_in_grid]]) {
+	threadgroup float big[9000];
+	big[i] = 1;
+	x[i] = big[i];
+}`, 64, []string{"threadgroup memory exceeds 32768 bytes"}},
+		{"unbound buffer", `
+kernel void k(device float* x [[buffer(0)]], device float* y [[buffer(3)]], uint i [[thread_position_in_grid]]) {
+	y[i] = x[i];
+}`, 64, []string{"buffer 3 (y) is not set"}},
+		{"too many threads", `
+kernel void k(device float* x [[buffer(0)]]) {}`, 2048, []string{"2048 threads per threadgroup exceed 1024"}},
+		{"compile error", `
+kernel void k(device float* x [[buffer(0)]]) {
+	x[0] = undefined_name;
+}`, 1, []string{"compile error", "program_source:5:9: error: use of undeclared identifier 'undefined_name'"}},
+		{"unknown attribute", `
+kernel void k(device float* x [[buffer(0)]], uint i [[thread_position_in_warp]]) {}`, 1,
+			[]string{`unknown attribute "thread_position_in_warp"`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := run(t, header+tc.src, "k", metal.Size{X: 1}, metal.Size{X: tc.threads}, make([]float32, 64))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// TestMissingBarrierReadsNaN shows why threadgroup memory starts as NaN: a
+// thread reading a neighbour's slot without a barrier sees NaN, always.
+func TestMissingBarrierReadsNaN(t *testing.T) {
+	src := header + `
+kernel void k(device float* x [[buffer(0)]], uint i [[thread_position_in_threadgroup]], uint n [[threads_per_threadgroup]]) {
+	threadgroup float t[64];
+	t[i] = 1.0f;
+	x[i] = t[(i + 1) % n];   // no barrier
+}`
+	out, err := run(t, src, "k", metal.Size{X: 1}, metal.Size{X: 64}, make([]float32, 64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range out[0][:63] {
+		if !math.IsNaN(float64(v)) {
+			t.Fatalf("x[%d] = %v, want NaN", i, v)
+		}
+	}
+}
+
+func TestCommandBufferOrder(t *testing.T) {
+	src := header + `
+kernel void inc(device float* x [[buffer(0)]], uint i [[thread_position_in_grid]]) { x[i] = x[i] * 2 + 1; }`
+	d := device(t)
+	lib, err := d.NewLibrary(src, metal.CompileOptions{FastMath: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := lib.Pipeline("inc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lib.Pipeline("nope"); err == nil {
+		t.Error("Pipeline of a missing function: no error")
+	}
+	buf, _ := d.NewBuffer(4 * 1000)
+	defer buf.Release()
+	var cbs []*metal.CommandBuffer
+	for c := 0; c < 3; c++ {
+		cb, _ := d.NewCommandBuffer()
+		e := cb.Encoder()
+		e.SetPipeline(p)
+		e.SetBuffer(0, buf, 0)
+		for j := 0; j < 2; j++ {
+			e.Dispatch(metal.Size{X: 10}, metal.Size{X: 100})
+		}
+		e.End()
+		cb.Commit()
+		cbs = append(cbs, cb)
+	}
+	for _, cb := range cbs {
+		if err := cb.Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, v := range floats(buf.Bytes()) {
+		if v != 63 { // six times x = 2x+1 from 0
+			t.Fatalf("x[%d] = %v, want 63", i, v)
+		}
+	}
+}

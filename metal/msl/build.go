@@ -1,0 +1,301 @@
+package msl
+
+import (
+	"bytes"
+	"crypto/sha256"
+	_ "embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// Shim is the Metal standard library shim the emulator compiles kernels
+// against; ABI is the header it shares with the emulator's host side.
+var (
+	//go:embed shim.h
+	Shim string
+	//go:embed abi.h
+	ABI string
+	//go:embed strict.h
+	strictShim string
+)
+
+// SourceName is the file name compile errors give to library source that
+// carries no #line directive, as Metal's compiler does.
+const SourceName = "program_source"
+
+// metalHeaders are the standard headers a kernel may include; the
+// preprocessor finds them empty (shim.h is force-included instead).
+var metalHeaders = []string{"metal_stdlib", "metal_math", "metal_simdgroup", "metal_simdgroup_matrix", "metal_atomic", "simd/simd.h"}
+
+// Clang returns the clang the emulator and the strict check use:
+// $SEAL_TTT_CLANG, else clang-19 on the PATH, else /usr/bin/clang-19.
+func Clang() (string, error) {
+	if c := os.Getenv("SEAL_TTT_CLANG"); c != "" {
+		return c, nil
+	}
+	if p, err := exec.LookPath("clang-19"); err == nil {
+		return p, nil
+	}
+	if _, err := os.Stat("/usr/bin/clang-19"); err == nil {
+		return "/usr/bin/clang-19", nil
+	}
+	return "", errors.New("msl: clang-19 not found (install it with `make deps`, or set SEAL_TTT_CLANG)")
+}
+
+// CacheDir is where built kernels are kept: $SEAL_TTT_CACHE, else the
+// user's cache directory's seal-ttt folder.
+func CacheDir() (string, error) {
+	if d := os.Getenv("SEAL_TTT_CACHE"); d != "" {
+		return d, nil
+	}
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("msl: no cache directory (set SEAL_TTT_CACHE): %w", err)
+	}
+	return filepath.Join(d, "seal-ttt"), nil
+}
+
+// Library is a built kernel library: a shared object and its kernels.
+type Library struct {
+	Path    string   // the shared object
+	Kernels []Kernel // in source order
+}
+
+// CompileError is a compile failure with the compiler's text.
+type CompileError struct {
+	Log string
+}
+
+func (e *CompileError) Error() string { return "compile error:\n" + strings.TrimRight(e.Log, "\n") }
+
+// hostFlags are the code-generation flags for this machine's CPU.
+var hostFlags = sync.OnceValue(func() []string {
+	if runtime.GOARCH != "amd64" {
+		return nil
+	}
+	info, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return nil
+	}
+	for _, line := range strings.Split(string(info), "\n") {
+		if !strings.HasPrefix(line, "flags") {
+			continue
+		}
+		has := map[string]bool{}
+		for _, f := range strings.Fields(line) {
+			has[f] = true
+		}
+		if has["avx2"] && has["fma"] && has["f16c"] {
+			return []string{"-mavx2", "-mfma", "-mf16c"}
+		}
+		return nil
+	}
+	return nil
+})
+
+func compileFlags(fast bool) []string {
+	f := []string{"-x", "c++", "-std=c++17", "-O2", "-fPIC", "-shared",
+		"-fno-strict-aliasing", "-fwrapv", "-fno-exceptions", "-fno-rtti", "-fno-math-errno",
+		"-Wno-unknown-attributes", "-Wno-user-defined-literals",
+		"-Xclang", "-ffloat16-excess-precision=none"}
+	if fast {
+		f = append(f, "-ffp-contract=fast", "-fno-signed-zeros", "-fno-trapping-math", "-freciprocal-math", "-fassociative-math")
+	}
+	return append(f, hostFlags()...)
+}
+
+// shimVersion identifies the shim, the rewriter's output format and the
+// flags: a change to any of them must change the cache keys.
+const shimVersion = "1"
+
+// Build compiles MSL source for the emulator, or takes the shared object
+// from the cache when the same source was built before.
+func Build(source string, fast bool) (*Library, error) {
+	clang, err := Clang()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := CacheDir()
+	if err != nil {
+		return nil, err
+	}
+	dir = filepath.Join(dir, "msl")
+	h := sha256.New()
+	for _, s := range append([]string{shimVersion, Shim, ABI, source, clang}, compileFlags(fast)...) {
+		fmt.Fprintf(h, "%d:%s", len(s), s)
+	}
+	key := hex.EncodeToString(h.Sum(nil))[:32]
+	so := filepath.Join(dir, key+".so")
+	meta := filepath.Join(dir, key+".json")
+	if lib, err := loadMeta(so, meta); err == nil {
+		return lib, nil
+	}
+	inc, err := writeShim(dir)
+	if err != nil {
+		return nil, err
+	}
+	pre, err := preprocess(clang, inc, source)
+	if err != nil {
+		return nil, err
+	}
+	prog, err := Rewrite(pre, SourceName, Emulate)
+	if err != nil {
+		return nil, &CompileError{Log: err.Error()}
+	}
+	tmp, err := os.CreateTemp(dir, key+"-*.so")
+	if err != nil {
+		return nil, fmt.Errorf("msl: %w", err)
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name())
+	args := append(compileFlags(fast), "-I", inc, "-include", "shim.h", "-o", tmp.Name(), "-", "-lm")
+	if err := runClang(clang, args, prog.Source); err != nil {
+		return nil, err
+	}
+	js, err := json.Marshal(prog.Kernels)
+	if err != nil {
+		return nil, fmt.Errorf("msl: %w", err)
+	}
+	if err := writeAtomic(meta, js); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(tmp.Name(), so); err != nil {
+		return nil, fmt.Errorf("msl: %w", err)
+	}
+	return &Library{Path: so, Kernels: prog.Kernels}, nil
+}
+
+func loadMeta(so, meta string) (*Library, error) {
+	if _, err := os.Stat(so); err != nil {
+		return nil, err
+	}
+	js, err := os.ReadFile(meta)
+	if err != nil {
+		return nil, err
+	}
+	lib := &Library{Path: so}
+	if err := json.Unmarshal(js, &lib.Kernels); err != nil {
+		return nil, err
+	}
+	return lib, nil
+}
+
+// MarshalJSON and UnmarshalJSON keep the unexported call with the kernel
+// in the cache's metadata.
+func (k Kernel) MarshalJSON() ([]byte, error) {
+	type plain Kernel
+	return json.Marshal(struct {
+		plain
+		Call string
+	}{plain(k), k.call})
+}
+
+// UnmarshalJSON is the inverse of MarshalJSON.
+func (k *Kernel) UnmarshalJSON(b []byte) error {
+	type plain Kernel
+	var v struct {
+		plain
+		Call string
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*k = Kernel(v.plain)
+	k.call = v.Call
+	return nil
+}
+
+func writeAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+"-*")
+	if err != nil {
+		return fmt.Errorf("msl: %w", err)
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("msl: %w", err)
+	}
+	return nil
+}
+
+// writeShim writes the shim and the empty standard headers into a folder
+// named after their content and returns it.
+func writeShim(dir string) (string, error) {
+	sum := sha256.Sum256([]byte(Shim + ABI + strictShim))
+	inc := filepath.Join(dir, "shim-"+hex.EncodeToString(sum[:8]))
+	if _, err := os.Stat(filepath.Join(inc, "done")); err == nil {
+		return inc, nil
+	}
+	files := map[string]string{"shim.h": Shim, "abi.h": ABI, "strict.h": strictShim, "done": ""}
+	for _, h := range metalHeaders {
+		files[filepath.Join("std", h)] = ""
+	}
+	for _, name := range sortedKeys(files) {
+		p := filepath.Join(inc, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return "", fmt.Errorf("msl: %w", err)
+		}
+		if err := writeAtomic(p, []byte(files[name])); err != nil {
+			return "", err
+		}
+	}
+	return inc, nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		if k != "done" {
+			keys = append(keys, k)
+		}
+	}
+	// "done" last: its presence means the rest is complete.
+	slices.Sort(keys)
+	return append(keys, "done")
+}
+
+// preprocess runs the C preprocessor over source, with the Metal standard
+// headers empty, keeping line markers for error positions.
+func preprocess(clang, inc, source string) (string, error) {
+	var out, stderr bytes.Buffer
+	cmd := exec.Command(clang, "-E", "-x", "c++", "-std=c++17", "-nostdinc", "-nostdinc++",
+		"-D__METAL_VERSION__=310", "-I", filepath.Join(inc, "std"), "-")
+	cmd.Stdin = strings.NewReader(fmt.Sprintf("#line 1 %q\n%s", SourceName, source))
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		if stderr.Len() == 0 {
+			return "", fmt.Errorf("msl: %s: %w", clang, err)
+		}
+		return "", &CompileError{Log: stderr.String()}
+	}
+	return out.String(), nil
+}
+
+func runClang(clang string, args []string, input string) error {
+	var stderr bytes.Buffer
+	cmd := exec.Command(clang, args...)
+	cmd.Stdin = strings.NewReader(input)
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		if stderr.Len() == 0 {
+			return fmt.Errorf("msl: %s: %w", clang, err)
+		}
+		return &CompileError{Log: stderr.String()}
+	}
+	return nil
+}

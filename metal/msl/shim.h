@@ -1,0 +1,1048 @@
+// shim.h: the Metal standard library subset the MSL emulator supports, and
+// the runtime that executes kernels with Metal's threadgroup semantics.
+//
+// Kernel source, after the rewriter (rewrite.go) has dealt with what clang
+// cannot parse, is compiled as C++17 with this header force-included and
+// linked into a shared object. SUBSET.md lists what kernels may use.
+//
+// Execution: every thread of a threadgroup is a fiber on the worker's OS
+// thread. A fiber runs until it waits at a barrier or a SIMD-group operation,
+// or returns. A barrier releases when every thread of the group waits at the
+// same barrier call site; anything else is reported as divergence. SIMD-group
+// operations exchange values among the lanes of a 32-lane SIMD group that are
+// active (not returned, not waiting elsewhere). simdgroup_matrix values live
+// in per-SIMD-group storage and each matrix operation is computed once per
+// SIMD group, by whichever lane reaches it first.
+
+#ifndef EMU_SHIM_H
+#define EMU_SHIM_H
+
+#include "abi.h"
+
+// ---- Address spaces and function qualifiers ------------------------------
+
+#define device
+#define constant
+#define threadgroup
+#define thread
+#define kernel
+#define METAL_FUNC inline __attribute__((always_inline))
+
+// ---- Scalar and vector types ---------------------------------------------
+
+typedef _Float16 half;
+typedef unsigned int uint;
+typedef unsigned short ushort;
+typedef unsigned char uchar;
+typedef unsigned long ulong;
+typedef __SIZE_TYPE__ size_t;
+typedef __PTRDIFF_TYPE__ ptrdiff_t;
+
+#define EMU_VEC(T, name)                                       \
+	typedef T name##2 __attribute__((ext_vector_type(2))); \
+	typedef T name##3 __attribute__((ext_vector_type(3))); \
+	typedef T name##4 __attribute__((ext_vector_type(4)));
+EMU_VEC(float, float)
+EMU_VEC(half, half)
+EMU_VEC(int, int)
+EMU_VEC(uint, uint)
+EMU_VEC(short, short)
+EMU_VEC(ushort, ushort)
+EMU_VEC(char, char)
+EMU_VEC(uchar, uchar)
+EMU_VEC(long, long)
+EMU_VEC(ulong, ulong)
+#undef EMU_VEC
+
+constexpr half operator""h(long double v) { return (half)v; }
+
+namespace __emu {
+
+template <class T> struct vinfo {
+	typedef T elem;
+	static constexpr int n = 1;
+	static constexpr bool vec = false;
+};
+template <class T, int N> struct vinfo<T __attribute__((ext_vector_type(N)))> {
+	typedef T elem;
+	static constexpr int n = N;
+	static constexpr bool vec = true;
+};
+template <bool B, class T = void> struct enable_if {};
+template <class T> struct enable_if<true, T> {
+	typedef T type;
+};
+// vec_t<V> is V when V is a vector type; it removes vector overloads of the
+// math functions from scalar calls.
+template <class V> using vec_t = typename enable_if<vinfo<V>::vec, V>::type;
+
+template <class E, class A> inline void put(E *out, int &i, A a) {
+	if constexpr (vinfo<A>::vec) {
+		for (int j = 0; j < vinfo<A>::n; j++)
+			out[i++] = (E)a[j];
+	} else {
+		out[i++] = (E)a;
+	}
+}
+
+template <class V, class A> inline V splat(A a) { return V((typename vinfo<V>::elem)a); }
+
+// make builds a vector from scalars and vectors, as Metal's vector
+// constructors do: one scalar splats, otherwise the components are
+// concatenated and must add up to the vector's size.
+template <class V, class... A> inline V make(A... a) {
+	typedef typename vinfo<V>::elem E;
+	constexpr int N = vinfo<V>::n;
+	if constexpr (sizeof...(A) == 0) {
+		return V(E(0));
+	} else if constexpr (sizeof...(A) == 1 && !(vinfo<A>::vec && ...)) {
+		return splat<V>(a...);
+	} else {
+		static_assert(((int)vinfo<A>::n + ...) == N, "vector constructor: wrong number of components");
+		E e[N];
+		int i = 0;
+		(put(e, i, a), ...);
+		V v;
+		for (int j = 0; j < N; j++)
+			v[j] = e[j];
+		return v;
+	}
+}
+
+} // namespace __emu
+
+// A vector constructor such as float4(v.xy, z, 1) expands to a call of make.
+#define float2(...) ::__emu::make<::float2>(__VA_ARGS__)
+#define float3(...) ::__emu::make<::float3>(__VA_ARGS__)
+#define float4(...) ::__emu::make<::float4>(__VA_ARGS__)
+#define half2(...) ::__emu::make<::half2>(__VA_ARGS__)
+#define half3(...) ::__emu::make<::half3>(__VA_ARGS__)
+#define half4(...) ::__emu::make<::half4>(__VA_ARGS__)
+#define int2(...) ::__emu::make<::int2>(__VA_ARGS__)
+#define int3(...) ::__emu::make<::int3>(__VA_ARGS__)
+#define int4(...) ::__emu::make<::int4>(__VA_ARGS__)
+#define uint2(...) ::__emu::make<::uint2>(__VA_ARGS__)
+#define uint3(...) ::__emu::make<::uint3>(__VA_ARGS__)
+#define uint4(...) ::__emu::make<::uint4>(__VA_ARGS__)
+#define short2(...) ::__emu::make<::short2>(__VA_ARGS__)
+#define short4(...) ::__emu::make<::short4>(__VA_ARGS__)
+#define ushort2(...) ::__emu::make<::ushort2>(__VA_ARGS__)
+#define ushort3(...) ::__emu::make<::ushort3>(__VA_ARGS__)
+#define ushort4(...) ::__emu::make<::ushort4>(__VA_ARGS__)
+#define uchar4(...) ::__emu::make<::uchar4>(__VA_ARGS__)
+#define ulong2(...) ::__emu::make<::ulong2>(__VA_ARGS__)
+
+#define INFINITY __builtin_inff()
+#define NAN __builtin_nanf("")
+#define FLT_MAX 0x1.fffffep+127f
+#define FLT_MIN 0x1p-126f
+#define FLT_EPSILON 0x1p-23f
+#define HALF_MAX ((half)65504.0f)
+#define M_PI_F 3.14159265358979323846f
+#define M_SQRT2_F 1.41421356237309504880f
+#define M_LN2_F 0.69314718055994530942f
+#define M_LOG2E_F 1.44269504088896340736f
+
+// ---- The runtime ----------------------------------------------------------
+
+namespace __emu {
+
+enum { RUN, AT_BARRIER, AT_SIMD, DONE };
+enum { MAT_SLOTS = 64 };
+
+struct Site {
+	const char *file;
+	unsigned line, col;
+	bool operator==(const Site &o) const { return line == o.line && col == o.col && file == o.file; }
+	bool operator!=(const Site &o) const { return !(*this == o); }
+};
+
+struct Thread {
+	void *sp;
+	unsigned state;
+	unsigned lid, lane, sg;
+	uint3 pos;     // thread_position_in_threadgroup
+	Site site;     // where it waits
+	unsigned flags;
+	unsigned matops;         // simdgroup-matrix operations done by this lane
+	unsigned long long mats; // simdgroup-matrix slots in use by this lane
+};
+
+struct alignas(64) Simd {
+	unsigned nlive, narrived;
+	unsigned arrived; // lane mask
+	bool mixed;       // arrived lanes wait at different sites
+	Site site;
+	unsigned outmask;
+	unsigned matdone;
+	alignas(16) unsigned char in[32][16];
+	alignas(16) unsigned char out[32][16];
+	alignas(32) float mat[MAT_SLOTS][64];
+};
+
+enum { MAX_TG_DECLS = 64 };
+
+struct Group {
+	emu_dispatch *d;
+	emu_worker *w;
+	void *sched_sp;
+	Thread *threads;
+	Simd *simds;
+	unsigned nthreads, nsimd, live, at_barrier;
+	uint3 gpos, tpg, ngroups;
+	bool failed;
+	char *tg;          // threadgroup memory of this group
+	unsigned tg_used;  // bytes allocated: [[threadgroup(n)]] arguments, then declarations
+	unsigned tg_base;  // bytes used by arguments
+	void *tg_arg[EMU_MAX_BUFFERS];
+	int tg_decl[MAX_TG_DECLS]; // offset of each in-kernel declaration, -1 until reached
+};
+
+extern "C" void __emu_swap(void **save, void *load);
+
+static __thread Thread *cur __attribute__((tls_model("initial-exec")));
+static __thread Group *grp __attribute__((tls_model("initial-exec")));
+
+static inline void block() { __emu_swap(&cur->sp, grp->sched_sp); }
+
+// fail records an error for the dispatch and leaves the fiber for good.
+[[noreturn]] static void fail_msg() {
+	grp->failed = true;
+	__atomic_store_n(&grp->d->failed, 1, __ATOMIC_RELAXED);
+	grp->w->have_where = 1;
+	for (int i = 0; i < 3; i++) {
+		grp->w->where_group[i] = grp->gpos[i];
+		grp->w->where_thread[i] = cur->pos[i];
+	}
+	for (;;)
+		block();
+}
+
+} // namespace __emu
+
+// The shim uses no C++ library, only these C functions.
+extern "C" int snprintf(char *, size_t, const char *, ...);
+extern "C" void *memset(void *, int, size_t);
+extern "C" void *memcpy(void *, const void *, size_t);
+
+#define EMU_FAIL(...)                                                           \
+	do {                                                                    \
+		snprintf(::__emu::grp->w->msg, EMU_MSG_LEN, __VA_ARGS__);       \
+		::__emu::fail_msg();                                            \
+	} while (0)
+
+namespace __emu {
+
+// barrier makes the calling thread wait until every thread of the group
+// waits at the same call site.
+static void barrier(unsigned flags, Site s, const char *what) {
+	Group *g = grp;
+	Thread *t = cur;
+	t->state = AT_BARRIER;
+	t->site = s;
+	t->flags = flags;
+	if (++g->at_barrier < g->live) {
+		block();
+		return;
+	}
+	// Every live thread waits at a barrier: the last to arrive checks and releases.
+	for (unsigned i = 0; i < g->nthreads; i++) {
+		Thread *o = &g->threads[i];
+		if (o->state == DONE)
+			EMU_FAIL("barrier divergence: thread (%u,%u,%u) returned while thread (%u,%u,%u) waits at %s at %s:%u",
+			         o->pos.x, o->pos.y, o->pos.z, t->pos.x, t->pos.y, t->pos.z, what, s.file, s.line);
+		if (o->site != s)
+			EMU_FAIL("barrier divergence: thread (%u,%u,%u) waits at %s:%u while thread (%u,%u,%u) waits at %s:%u",
+			         o->pos.x, o->pos.y, o->pos.z, o->site.file, o->site.line, t->pos.x, t->pos.y, t->pos.z, s.file, s.line);
+		if (o->flags != flags)
+			EMU_FAIL("barrier at %s:%u called with different memory flags by threads (%u,%u,%u) and (%u,%u,%u)",
+			         s.file, s.line, o->pos.x, o->pos.y, o->pos.z, t->pos.x, t->pos.y, t->pos.z);
+		o->state = RUN;
+	}
+	g->at_barrier = 0;
+}
+
+static inline void publish(Simd *s) {
+	for (unsigned m = s->arrived; m; m &= m - 1) {
+		unsigned l = __builtin_ctz(m);
+		memcpy(s->out[l], s->in[l], 16);
+		grp->threads[cur->sg * 32 + l].state = RUN;
+	}
+	s->outmask = s->arrived;
+	s->arrived = 0;
+	s->narrived = 0;
+	s->mixed = false;
+}
+
+// exchange deposits v for the active lanes of the caller's SIMD group and
+// returns once all of them have; their values are then in out[lane].
+template <class T> static inline Simd *exchange(T v, Site site) {
+	static_assert(sizeof(T) <= 16, "SIMD-group value too large");
+	Thread *t = cur;
+	Simd *s = &grp->simds[t->sg];
+	memcpy(s->in[t->lane], &v, sizeof(T));
+	if (s->narrived == 0)
+		s->site = site;
+	else if (s->site != site)
+		s->mixed = true;
+	t->state = AT_SIMD;
+	t->site = site;
+	s->arrived |= 1u << t->lane;
+	if (++s->narrived == s->nlive && !s->mixed) {
+		publish(s);
+		return s;
+	}
+	block();
+	return s;
+}
+
+// complete_partial completes, for a SIMD group with waiting lanes and no
+// runnable ones, the exchange of the lowest waiting lane's call site.
+static bool complete_partial(Simd *s, unsigned sg) {
+	if (!s->narrived)
+		return false;
+	Thread *base = &grp->threads[sg * 32];
+	Site site = base[__builtin_ctz(s->arrived)].site;
+	unsigned keep = 0, n = 0;
+	for (unsigned m = s->arrived; m; m &= m - 1) {
+		unsigned l = __builtin_ctz(m);
+		if (base[l].site != site)
+			keep |= 1u << l, n++;
+	}
+	s->arrived &= ~keep;
+	Thread *saved = cur;
+	cur = &base[__builtin_ctz(s->arrived)];
+	publish(s);
+	cur = saved;
+	s->arrived = keep;
+	s->narrived = n;
+	s->mixed = n > 0;
+	if (n)
+		s->site = base[__builtin_ctz(keep)].site;
+	return true;
+}
+
+} // namespace __emu
+
+extern "C" void __emu_fiber_start(void) {
+	using namespace __emu;
+	grp->d->entry();
+	Thread *t = cur;
+	Group *g = grp;
+	t->state = DONE;
+	g->live--;
+	g->simds[t->sg].nlive--;
+	// A returned thread may complete what the others wait for.
+	Simd *s = &g->simds[t->sg];
+	if (s->narrived && s->narrived == s->nlive && !s->mixed)
+		publish(s);
+	if (g->live && g->at_barrier == g->live) {
+		for (unsigned i = 0; i < g->nthreads; i++) {
+			Thread *o = &g->threads[i];
+			if (o->state == AT_BARRIER)
+				EMU_FAIL("barrier divergence: thread (%u,%u,%u) returned while thread (%u,%u,%u) waits at threadgroup_barrier at %s:%u",
+				         t->pos.x, t->pos.y, t->pos.z, o->pos.x, o->pos.y, o->pos.z, o->site.file, o->site.line);
+		}
+	}
+	for (;;)
+		block();
+}
+
+#if defined(__x86_64__)
+__asm__(".text\n"
+        ".globl __emu_swap\n"
+        ".hidden __emu_swap\n"
+        ".type __emu_swap,@function\n"
+        "__emu_swap:\n"
+        "	pushq %rbp\n"
+        "	pushq %rbx\n"
+        "	pushq %r12\n"
+        "	pushq %r13\n"
+        "	pushq %r14\n"
+        "	pushq %r15\n"
+        "	movq %rsp, (%rdi)\n"
+        "	movq %rsi, %rsp\n"
+        "	popq %r15\n"
+        "	popq %r14\n"
+        "	popq %r13\n"
+        "	popq %r12\n"
+        "	popq %rbx\n"
+        "	popq %rbp\n"
+        "	ret\n"
+        ".size __emu_swap, .-__emu_swap\n");
+// fiber_stack prepares a stack whose first switch enters __emu_fiber_start.
+static void *fiber_stack(char *top) {
+	void **sp = (void **)top;
+	*--sp = 0;                          // return address of __emu_fiber_start (never used)
+	*--sp = (void *)__emu_fiber_start; // popped by ret
+	for (int i = 0; i < 6; i++)
+		*--sp = 0; // rbp rbx r12-r15
+	return sp;
+}
+#elif defined(__aarch64__)
+// Not executed on the machines this project is tested on.
+__asm__(".text\n"
+        ".globl __emu_swap\n"
+        ".hidden __emu_swap\n"
+        ".type __emu_swap,%function\n"
+        "__emu_swap:\n"
+        "	sub sp, sp, #160\n"
+        "	stp x19, x20, [sp, #0]\n"
+        "	stp x21, x22, [sp, #16]\n"
+        "	stp x23, x24, [sp, #32]\n"
+        "	stp x25, x26, [sp, #48]\n"
+        "	stp x27, x28, [sp, #64]\n"
+        "	stp x29, x30, [sp, #80]\n"
+        "	stp d8, d9, [sp, #96]\n"
+        "	stp d10, d11, [sp, #112]\n"
+        "	stp d12, d13, [sp, #128]\n"
+        "	stp d14, d15, [sp, #144]\n"
+        "	mov x2, sp\n"
+        "	str x2, [x0]\n"
+        "	mov sp, x1\n"
+        "	ldp x19, x20, [sp, #0]\n"
+        "	ldp x21, x22, [sp, #16]\n"
+        "	ldp x23, x24, [sp, #32]\n"
+        "	ldp x25, x26, [sp, #48]\n"
+        "	ldp x27, x28, [sp, #64]\n"
+        "	ldp x29, x30, [sp, #80]\n"
+        "	ldp d8, d9, [sp, #96]\n"
+        "	ldp d10, d11, [sp, #112]\n"
+        "	ldp d12, d13, [sp, #128]\n"
+        "	ldp d14, d15, [sp, #144]\n"
+        "	add sp, sp, #160\n"
+        "	ret\n"
+        ".size __emu_swap, .-__emu_swap\n");
+static void *fiber_stack(char *top) {
+	void **sp = (void **)(top - 160);
+	for (int i = 0; i < 20; i++)
+		sp[i] = 0;
+	sp[11] = (void *)__emu_fiber_start; // x30
+	return sp;
+}
+#else
+#error "the MSL emulator's fibers support x86-64 and arm64 only"
+#endif
+
+namespace __emu {
+
+static uint64_t scratch_size() {
+	return sizeof(Group) + sizeof(Thread) * EMU_MAX_THREADS + sizeof(Simd) * (EMU_MAX_THREADS / 32) + EMU_TG_LIMIT + 256;
+}
+
+static int run_group(Group *g, uint32_t index) {
+	emu_dispatch *d = g->d;
+	g->gpos = uint3(index % d->groups[0], index / d->groups[0] % d->groups[1], index / (d->groups[0] * d->groups[1]));
+	g->live = g->nthreads;
+	g->at_barrier = 0;
+	memset(g->tg, 0xff, g->tg_used); // uninitialised threadgroup memory reads as NaN
+	for (unsigned i = 0; i < g->nsimd; i++) {
+		Simd *s = &g->simds[i];
+		s->nlive = i + 1 < g->nsimd ? 32 : g->nthreads - 32 * i;
+		s->narrived = s->arrived = 0;
+		s->mixed = false;
+		s->matdone = 0;
+	}
+	for (unsigned i = 0; i < g->nthreads; i++) {
+		Thread *t = &g->threads[i];
+		t->state = RUN;
+		t->matops = 0;
+		t->mats = 0;
+		t->sp = fiber_stack(g->w->stacks + (size_t)i * (g->w->stack_size + g->w->guard_size) + g->w->guard_size + g->w->stack_size);
+	}
+	for (;;) {
+		bool ran = false;
+		for (unsigned i = 0; i < g->nthreads; i++) {
+			Thread *t = &g->threads[i];
+			if (t->state != RUN)
+				continue;
+			ran = true;
+			cur = t;
+			__emu_swap(&g->sched_sp, t->sp);
+			if (g->failed)
+				return 1;
+		}
+		if (g->live == 0)
+			return 0;
+		if (ran)
+			continue;
+		// Nothing can run: complete SIMD-group operations of partly active groups.
+		bool done = false;
+		for (unsigned i = 0; i < g->nsimd; i++)
+			done |= complete_partial(&g->simds[i], i);
+		if (done)
+			continue;
+		// Only a divergent barrier can be left.
+		Thread *a = 0;
+		for (unsigned i = 0; i < g->nthreads; i++) {
+			Thread *t = &g->threads[i];
+			if (t->state != AT_BARRIER)
+				continue;
+			if (!a) {
+				a = t;
+				continue;
+			}
+			cur = t;
+			snprintf(g->w->msg, EMU_MSG_LEN, "barrier divergence: thread (%u,%u,%u) waits at %s:%u while thread (%u,%u,%u) waits at %s:%u",
+			         a->pos.x, a->pos.y, a->pos.z, a->site.file, a->site.line, t->pos.x, t->pos.y, t->pos.z, t->site.file, t->site.line);
+			goto fail;
+		}
+		snprintf(g->w->msg, EMU_MSG_LEN, "threadgroup deadlocked (%u threads waiting)", g->live);
+	fail:
+		g->w->have_where = 1;
+		for (int k = 0; k < 3; k++) {
+			g->w->where_group[k] = g->gpos[k];
+			g->w->where_thread[k] = a ? a->pos[k] : 0;
+		}
+		return 1;
+	}
+}
+
+} // namespace __emu
+
+extern "C" __attribute__((visibility("default"))) uint64_t __emu_scratch_size(void) { return __emu::scratch_size(); }
+
+extern "C" __attribute__((visibility("default"))) void __emu_where(emu_worker *w) {
+	using namespace __emu;
+	if (!grp || !cur)
+		return;
+	w->have_where = 1;
+	for (int i = 0; i < 3; i++) {
+		w->where_group[i] = grp->gpos[i];
+		w->where_thread[i] = cur->pos[i];
+	}
+}
+
+extern "C" __attribute__((visibility("default"))) int __emu_run(emu_dispatch *d, emu_worker *w) {
+	using namespace __emu;
+	char *p = (char *)(((uintptr_t)w->scratch + 63) & ~(uintptr_t)63);
+	Group *g = (Group *)p;
+	p += sizeof(Group);
+	g->threads = (Thread *)p;
+	p += sizeof(Thread) * EMU_MAX_THREADS;
+	p = (char *)(((uintptr_t)p + 63) & ~(uintptr_t)63);
+	g->simds = (Simd *)p;
+	p += sizeof(Simd) * (EMU_MAX_THREADS / 32);
+	g->tg = p;
+	g->d = d;
+	g->w = w;
+	g->failed = false;
+	g->tpg = uint3(d->threads[0], d->threads[1], d->threads[2]);
+	g->ngroups = uint3(d->groups[0], d->groups[1], d->groups[2]);
+	g->nthreads = d->threads[0] * d->threads[1] * d->threads[2];
+	g->nsimd = (g->nthreads + 31) / 32;
+	g->tg_used = 0;
+	for (int i = 0; i < EMU_MAX_BUFFERS; i++) {
+		g->tg_arg[i] = 0;
+		if (d->tg_len[i]) {
+			g->tg_arg[i] = g->tg + g->tg_used;
+			g->tg_used += (d->tg_len[i] + 15) & ~15u;
+		}
+	}
+	g->tg_base = g->tg_used;
+	for (int i = 0; i < MAX_TG_DECLS; i++)
+		g->tg_decl[i] = -1;
+	for (unsigned i = 0; i < g->nthreads; i++) {
+		Thread *t = &g->threads[i];
+		t->lid = i;
+		t->lane = i % 32;
+		t->sg = i / 32;
+		t->pos = uint3(i % d->threads[0], i / d->threads[0] % d->threads[1], i / (d->threads[0] * d->threads[1]));
+	}
+	grp = g;
+	cur = 0;
+	uint32_t total = d->groups[0] * d->groups[1] * d->groups[2];
+	for (;;) {
+		if (__atomic_load_n(&d->failed, __ATOMIC_RELAXED))
+			return 0;
+		uint32_t i = __atomic_fetch_add(&d->next, 1, __ATOMIC_RELAXED);
+		if (i >= total)
+			return 0;
+		if (run_group(g, i))
+			return 1;
+	}
+}
+
+// ---- Positions and arguments for the generated entry points -----------------
+
+namespace __emu {
+
+template <class T> inline T pos(uint3 v) {
+	if constexpr (vinfo<T>::n == 1)
+		return (T)v.x;
+	else if constexpr (vinfo<T>::n == 2)
+		return make<T>(v.x, v.y);
+	else
+		return make<T>(v.x, v.y, v.z);
+}
+inline uint3 grid_pos() { return grp->gpos * grp->tpg + cur->pos; }
+inline void *buffer(int i) { return grp->d->buf[i]; }
+inline void *tg_arg(int i) { return grp->tg_arg[i]; }
+
+} // namespace __emu
+
+// __emu_tg_alloc returns the storage of in-kernel threadgroup declaration id
+// for the current threadgroup.
+inline void *__emu_tg_alloc(int id, unsigned size, unsigned align) {
+	using namespace __emu;
+	Group *g = grp;
+	if (g->tg_decl[id] < 0) {
+		unsigned off = (g->tg_used + align - 1) & ~(align - 1);
+		if (off + size > EMU_TG_LIMIT)
+			EMU_FAIL("threadgroup memory exceeds %d bytes (%u requested)", EMU_TG_LIMIT, off + size);
+		memset(g->tg + g->tg_used, 0xff, off + size - g->tg_used);
+		g->tg_decl[id] = off;
+		g->tg_used = off + size;
+	}
+	return g->tg + g->tg_decl[id];
+}
+
+// ---- The metal namespace ------------------------------------------------------
+
+namespace metal {
+
+enum class mem_flags : unsigned { mem_none = 0, mem_device = 1, mem_threadgroup = 2, mem_texture = 4 };
+inline constexpr mem_flags operator|(mem_flags a, mem_flags b) { return mem_flags((unsigned)a | (unsigned)b); }
+constexpr mem_flags mem_none = mem_flags::mem_none;
+constexpr mem_flags mem_device = mem_flags::mem_device;
+constexpr mem_flags mem_threadgroup = mem_flags::mem_threadgroup;
+constexpr mem_flags mem_texture = mem_flags::mem_texture;
+
+inline void threadgroup_barrier(mem_flags f, const char *file = __builtin_FILE(), unsigned line = __builtin_LINE(), unsigned col = __builtin_COLUMN()) {
+	__emu::barrier((unsigned)f, __emu::Site{file, line, col}, "threadgroup_barrier");
+}
+inline void simdgroup_barrier(mem_flags f, const char *file = __builtin_FILE(), unsigned line = __builtin_LINE(), unsigned col = __builtin_COLUMN()) {
+	__emu::exchange(0, __emu::Site{file, line, col});
+}
+
+// ---- Math ----
+
+using __emu::vec_t;
+
+#define EMU_UNARY(name, expr)                                                  \
+	inline float name(float x) { return expr; }                            \
+	inline half name(half x) { return (half)name((float)x); }              \
+	template <class V> inline vec_t<V> name(V v) {                         \
+		V r;                                                           \
+		for (int i = 0; i < __emu::vinfo<V>::n; i++)                   \
+			r[i] = name(v[i]);                                     \
+		return r;                                                      \
+	}
+EMU_UNARY(sqrt, __builtin_sqrtf(x))
+EMU_UNARY(rsqrt, 1.0f / __builtin_sqrtf(x))
+EMU_UNARY(exp, __builtin_expf(x))
+EMU_UNARY(exp2, __builtin_exp2f(x))
+EMU_UNARY(exp10, __builtin_powf(10.0f, x))
+EMU_UNARY(log, __builtin_logf(x))
+EMU_UNARY(log2, __builtin_log2f(x))
+EMU_UNARY(log10, __builtin_log10f(x))
+EMU_UNARY(sin, __builtin_sinf(x))
+EMU_UNARY(cos, __builtin_cosf(x))
+EMU_UNARY(tan, __builtin_tanf(x))
+EMU_UNARY(asin, __builtin_asinf(x))
+EMU_UNARY(acos, __builtin_acosf(x))
+EMU_UNARY(atan, __builtin_atanf(x))
+EMU_UNARY(sinh, __builtin_sinhf(x))
+EMU_UNARY(cosh, __builtin_coshf(x))
+EMU_UNARY(tanh, __builtin_tanhf(x))
+EMU_UNARY(erf, __builtin_erff(x))
+EMU_UNARY(floor, __builtin_floorf(x))
+EMU_UNARY(ceil, __builtin_ceilf(x))
+EMU_UNARY(round, __builtin_roundf(x))
+EMU_UNARY(rint, __builtin_rintf(x))
+EMU_UNARY(trunc, __builtin_truncf(x))
+EMU_UNARY(fract, __builtin_fminf(x - __builtin_floorf(x), 0x1.fffffep-1f))
+EMU_UNARY(fabs, __builtin_fabsf(x))
+EMU_UNARY(saturate, __builtin_fminf(__builtin_fmaxf(x, 0.0f), 1.0f))
+EMU_UNARY(sign, x > 0 ? 1.0f : x < 0 ? -1.0f : x)
+#undef EMU_UNARY
+
+#define EMU_BINARY(name, expr)                                                 \
+	inline float name(float x, float y) { return expr; }                   \
+	inline half name(half x, half y) { return (half)name((float)x, (float)y); } \
+	template <class V> inline vec_t<V> name(V a, V b) {                    \
+		V r;                                                           \
+		for (int i = 0; i < __emu::vinfo<V>::n; i++)                   \
+			r[i] = name(a[i], b[i]);                               \
+		return r;                                                      \
+	}
+EMU_BINARY(pow, __builtin_powf(x, y))
+EMU_BINARY(powr, __builtin_powf(x, y))
+EMU_BINARY(atan2, __builtin_atan2f(x, y))
+EMU_BINARY(fmod, __builtin_fmodf(x, y))
+EMU_BINARY(fmin, __builtin_fminf(x, y))
+EMU_BINARY(fmax, __builtin_fmaxf(x, y))
+EMU_BINARY(copysign, __builtin_copysignf(x, y))
+EMU_BINARY(step, y < x ? 0.0f : 1.0f)
+#undef EMU_BINARY
+
+inline float fma(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
+inline half fma(half a, half b, half c) { return (half)__builtin_fmaf(a, b, c); }
+template <class V> inline vec_t<V> fma(V a, V b, V c) {
+	V r;
+	for (int i = 0; i < __emu::vinfo<V>::n; i++)
+		r[i] = fma(a[i], b[i], c[i]);
+	return r;
+}
+
+// min, max and abs take any scalar or vector type; on floats they ignore a
+// NaN operand as Metal's fmin and fmax do.
+template <class T> inline T min(T a, T b) { return __builtin_elementwise_min(a, b); }
+template <class T> inline T max(T a, T b) { return __builtin_elementwise_max(a, b); }
+template <class T> inline T abs(T a) { return __builtin_elementwise_abs(a); }
+template <class T, class S> inline T clamp(T x, S lo, S hi) { return min(max(x, (T)lo), (T)hi); }
+template <class T, class S> inline T mix(T x, T y, S a) { return x + (y - x) * a; }
+template <class T> inline T select(T a, T b, bool c) { return c ? b : a; }
+
+template <class T> inline bool isnan(T x) { return __builtin_isnan(x); }
+template <class T> inline bool isinf(T x) { return __builtin_isinf(x); }
+template <class T> inline bool isfinite(T x) { return __builtin_isfinite(x); }
+template <class T> inline bool signbit(T x) { return __builtin_signbit(x); }
+
+template <class V> inline typename __emu::vinfo<V>::elem dot(V a, V b) {
+	typename __emu::vinfo<V>::elem s = 0;
+	for (int i = 0; i < __emu::vinfo<V>::n; i++)
+		s += a[i] * b[i];
+	return s;
+}
+template <class V> inline typename __emu::vinfo<vec_t<V>>::elem length(V a) { return sqrt(dot(a, a)); }
+template <class V> inline vec_t<V> normalize(V a) { return a * rsqrt(dot(a, a)); }
+
+inline uint popcount(uint x) { return __builtin_popcount(x); }
+inline uint clz(uint x) { return x ? __builtin_clz(x) : 32; }
+inline uint ctz(uint x) { return x ? __builtin_ctz(x) : 32; }
+inline uint mulhi(uint a, uint b) { return (uint)(((unsigned long)a * b) >> 32); }
+inline int mulhi(int a, int b) { return (int)(((long)a * b) >> 32); }
+
+// fast:: and precise:: name the same functions: the emulator computes
+// every function the same way under both.
+namespace fast {
+using metal::abs;
+using metal::clamp;
+using metal::cos;
+using metal::exp;
+using metal::exp2;
+using metal::fabs;
+using metal::floor;
+using metal::fmax;
+using metal::fmin;
+using metal::log;
+using metal::log2;
+using metal::max;
+using metal::min;
+using metal::normalize;
+using metal::pow;
+using metal::powr;
+using metal::rsqrt;
+using metal::sin;
+using metal::sqrt;
+using metal::tanh;
+using metal::length;
+using metal::dot;
+} // namespace fast
+namespace precise {
+using metal::abs;
+using metal::clamp;
+using metal::cos;
+using metal::exp;
+using metal::exp2;
+using metal::fabs;
+using metal::floor;
+using metal::fmax;
+using metal::fmin;
+using metal::log;
+using metal::log2;
+using metal::max;
+using metal::min;
+using metal::normalize;
+using metal::pow;
+using metal::powr;
+using metal::rsqrt;
+using metal::sin;
+using metal::sqrt;
+using metal::tanh;
+using metal::length;
+using metal::dot;
+} // namespace precise
+
+template <class T, class F> inline T as_type(F f) {
+	static_assert(sizeof(T) == sizeof(F), "as_type: sizes differ");
+	return __builtin_bit_cast(T, f);
+}
+
+// ---- SIMD-group functions ----
+
+#define EMU_SITE const char *file = __builtin_FILE(), unsigned line = __builtin_LINE(), unsigned col = __builtin_COLUMN()
+#define EMU_AT __emu::Site{file, line, col}
+
+template <class T> inline T __lane(__emu::Simd *s, unsigned l) {
+	T v;
+	memcpy(&v, s->out[l], sizeof(T));
+	return v;
+}
+
+template <class T> inline T simd_sum(T v, EMU_SITE) {
+	__emu::Simd *s = __emu::exchange(v, EMU_AT);
+	T r = 0;
+	for (unsigned m = s->outmask; m; m &= m - 1)
+		r += __lane<T>(s, __builtin_ctz(m));
+	return r;
+}
+template <class T> inline T simd_product(T v, EMU_SITE) {
+	__emu::Simd *s = __emu::exchange(v, EMU_AT);
+	T r = 1;
+	for (unsigned m = s->outmask; m; m &= m - 1)
+		r *= __lane<T>(s, __builtin_ctz(m));
+	return r;
+}
+template <class T> inline T simd_max(T v, EMU_SITE) {
+	__emu::Simd *s = __emu::exchange(v, EMU_AT);
+	T r = v;
+	for (unsigned m = s->outmask; m; m &= m - 1)
+		r = max(r, __lane<T>(s, __builtin_ctz(m)));
+	return r;
+}
+template <class T> inline T simd_min(T v, EMU_SITE) {
+	__emu::Simd *s = __emu::exchange(v, EMU_AT);
+	T r = v;
+	for (unsigned m = s->outmask; m; m &= m - 1)
+		r = min(r, __lane<T>(s, __builtin_ctz(m)));
+	return r;
+}
+template <class T> inline T simd_prefix_inclusive_sum(T v, EMU_SITE) {
+	__emu::Simd *s = __emu::exchange(v, EMU_AT);
+	T r = 0;
+	for (unsigned m = s->outmask & (0xffffffffu >> (31 - __emu::cur->lane)); m; m &= m - 1)
+		r += __lane<T>(s, __builtin_ctz(m));
+	return r;
+}
+template <class T> inline T simd_prefix_exclusive_sum(T v, EMU_SITE) {
+	__emu::Simd *s = __emu::exchange(v, EMU_AT);
+	T r = 0;
+	for (unsigned m = s->outmask & ((1u << __emu::cur->lane) - 1); m; m &= m - 1)
+		r += __lane<T>(s, __builtin_ctz(m));
+	return r;
+}
+template <class T> inline T simd_shuffle(T v, ushort lane, EMU_SITE) {
+	__emu::Simd *s = __emu::exchange(v, EMU_AT);
+	return __lane<T>(s, lane & 31);
+}
+template <class T> inline T simd_broadcast(T v, ushort lane, EMU_SITE) {
+	__emu::Simd *s = __emu::exchange(v, EMU_AT);
+	return __lane<T>(s, lane & 31);
+}
+template <class T> inline T simd_broadcast_first(T v, EMU_SITE) {
+	__emu::Simd *s = __emu::exchange(v, EMU_AT);
+	return __lane<T>(s, __builtin_ctz(s->outmask));
+}
+// simd_shuffle_down and simd_shuffle_up return the caller's own value where
+// the source lane is outside the SIMD group.
+template <class T> inline T simd_shuffle_down(T v, ushort delta, EMU_SITE) {
+	__emu::Simd *s = __emu::exchange(v, EMU_AT);
+	unsigned l = __emu::cur->lane + delta;
+	return l < 32 ? __lane<T>(s, l) : v;
+}
+template <class T> inline T simd_shuffle_up(T v, ushort delta, EMU_SITE) {
+	__emu::Simd *s = __emu::exchange(v, EMU_AT);
+	unsigned l = __emu::cur->lane;
+	return l >= delta ? __lane<T>(s, l - delta) : v;
+}
+template <class T> inline T simd_shuffle_xor(T v, ushort mask, EMU_SITE) {
+	__emu::Simd *s = __emu::exchange(v, EMU_AT);
+	return __lane<T>(s, (__emu::cur->lane ^ mask) & 31);
+}
+inline bool simd_all(bool v, EMU_SITE) {
+	__emu::Simd *s = __emu::exchange(v, EMU_AT);
+	for (unsigned m = s->outmask; m; m &= m - 1)
+		if (!__lane<bool>(s, __builtin_ctz(m)))
+			return false;
+	return true;
+}
+inline bool simd_any(bool v, EMU_SITE) {
+	__emu::Simd *s = __emu::exchange(v, EMU_AT);
+	for (unsigned m = s->outmask; m; m &= m - 1)
+		if (__lane<bool>(s, __builtin_ctz(m)))
+			return true;
+	return false;
+}
+inline bool simd_is_first(EMU_SITE) {
+	__emu::Simd *s = __emu::exchange(0, EMU_AT);
+	return __builtin_ctz(s->outmask) == __emu::cur->lane;
+}
+
+// ---- simdgroup_matrix ----
+//
+// A matrix names a slot of its SIMD group's matrix storage. Every lane
+// allocates slots in the same order (Metal requires SIMD-group-uniform
+// control flow around matrix operations), so lane i's k-th matrix is lane j's
+// k-th matrix. Each operation that writes a matrix or memory runs once: the
+// first lane to reach the n-th operation performs it, the others skip it.
+
+namespace __mat {
+inline __emu::Simd *simd() { return &__emu::grp->simds[__emu::cur->sg]; }
+inline bool first() {
+	__emu::Simd *s = simd();
+	if (++__emu::cur->matops > s->matdone) {
+		s->matdone = __emu::cur->matops;
+		return true;
+	}
+	return false;
+}
+inline int alloc() {
+	unsigned long long m = __emu::cur->mats;
+	if (m == ~0ull)
+		EMU_FAIL("more than %d live simdgroup matrices", (int)__emu::MAT_SLOTS);
+	int s = __builtin_ctzll(~m);
+	__emu::cur->mats = m | (1ull << s);
+	return s;
+}
+inline void release(int s) { __emu::cur->mats &= ~(1ull << s); }
+} // namespace __mat
+
+template <class T, int Cols, int Rows> struct simdgroup_matrix {
+	static_assert(Cols == 8 && Rows == 8, "only 8x8 simdgroup matrices are supported");
+	static_assert(sizeof(T) <= 4, "simdgroup matrix element type");
+	int slot;
+	T *data() const { return (T *)__mat::simd()->mat[slot]; }
+	simdgroup_matrix() : slot(__mat::alloc()) {}
+	simdgroup_matrix(const simdgroup_matrix &o) : slot(__mat::alloc()) {
+		if (__mat::first())
+			memcpy(data(), o.data(), sizeof(T) * 64);
+	}
+	simdgroup_matrix &operator=(const simdgroup_matrix &o) {
+		if (__mat::first() && slot != o.slot)
+			memcpy(data(), o.data(), sizeof(T) * 64);
+		return *this;
+	}
+	~simdgroup_matrix() { __mat::release(slot); }
+};
+typedef simdgroup_matrix<float, 8, 8> simdgroup_float8x8;
+typedef simdgroup_matrix<half, 8, 8> simdgroup_half8x8;
+
+template <class T, int C, int R> inline simdgroup_matrix<T, C, R> make_filled_simdgroup_matrix(T v) {
+	simdgroup_matrix<T, C, R> m;
+	if (__mat::first()) {
+		T *d = m.data();
+		for (int i = 0; i < 64; i++)
+			d[i] = v;
+	}
+	return m;
+}
+
+// simdgroup_load reads element (row r, column c) from
+// src[(origin.y + r) * elements_per_row + origin.x + c], or with transpose
+// the element (c, r) of that layout. The origin and transpose conventions are
+// still to be confirmed on a GPU (seal-ttt doctor); kernels pass offset
+// pointers and no transpose.
+template <class T, int C, int R, class P>
+inline void simdgroup_load(thread simdgroup_matrix<T, C, R> &m, const P *src, ulong elements_per_row = C, ulong2 origin = ulong2(0, 0), bool transpose = false) {
+	if (!__mat::first())
+		return;
+	T *d = m.data();
+	src += origin.y * elements_per_row + origin.x;
+	for (int r = 0; r < 8; r++)
+		for (int c = 0; c < 8; c++)
+			d[r * 8 + c] = (T)(transpose ? src[c * elements_per_row + r] : src[r * elements_per_row + c]);
+}
+template <class T, int C, int R, class P>
+inline void simdgroup_store(thread const simdgroup_matrix<T, C, R> &m, P *dst, ulong elements_per_row = C, ulong2 origin = ulong2(0, 0), bool transpose = false) {
+	if (!__mat::first())
+		return;
+	const T *d = m.data();
+	dst += origin.y * elements_per_row + origin.x;
+	for (int r = 0; r < 8; r++)
+		for (int c = 0; c < 8; c++)
+			(transpose ? dst[c * elements_per_row + r] : dst[r * elements_per_row + c]) = (P)d[r * 8 + c];
+}
+
+typedef float __f8 __attribute__((ext_vector_type(8)));
+
+// simdgroup_multiply_accumulate sets d = a*b + c, accumulating in float.
+template <class T, int C, int R>
+inline void simdgroup_multiply_accumulate(thread simdgroup_matrix<T, C, R> &d, thread const simdgroup_matrix<T, C, R> &a,
+                                          thread const simdgroup_matrix<T, C, R> &b, thread const simdgroup_matrix<T, C, R> &c) {
+	if (!__mat::first())
+		return;
+	const T *A = a.data(), *B = b.data(), *Cm = c.data();
+	__f8 bk[8], out[8];
+	for (int k = 0; k < 8; k++)
+		for (int j = 0; j < 8; j++)
+			bk[k][j] = (float)B[k * 8 + j];
+	for (int r = 0; r < 8; r++) {
+		__f8 acc;
+		for (int j = 0; j < 8; j++)
+			acc[j] = (float)Cm[r * 8 + j];
+		for (int k = 0; k < 8; k++)
+			acc += (float)A[r * 8 + k] * bk[k];
+		out[r] = acc;
+	}
+	T *D = d.data();
+	for (int r = 0; r < 8; r++)
+		for (int j = 0; j < 8; j++)
+			D[r * 8 + j] = (T)out[r][j];
+}
+template <class T, int C, int R>
+inline void simdgroup_multiply(thread simdgroup_matrix<T, C, R> &d, thread const simdgroup_matrix<T, C, R> &a,
+                               thread const simdgroup_matrix<T, C, R> &b) {
+	if (!__mat::first())
+		return;
+	const T *A = a.data(), *B = b.data();
+	__f8 bk[8], out[8];
+	for (int k = 0; k < 8; k++)
+		for (int j = 0; j < 8; j++)
+			bk[k][j] = (float)B[k * 8 + j];
+	for (int r = 0; r < 8; r++) {
+		__f8 acc = 0;
+		for (int k = 0; k < 8; k++)
+			acc += (float)A[r * 8 + k] * bk[k];
+		out[r] = acc;
+	}
+	T *D = d.data();
+	for (int r = 0; r < 8; r++)
+		for (int j = 0; j < 8; j++)
+			D[r * 8 + j] = (T)out[r][j];
+}
+
+// ---- Atomics (device and threadgroup memory) ----
+
+enum memory_order { memory_order_relaxed };
+template <class T> struct _atomic {
+	T v;
+};
+typedef _atomic<int> atomic_int;
+typedef _atomic<uint> atomic_uint;
+typedef _atomic<float> atomic_float;
+
+template <class T, class U> inline T atomic_load_explicit(const volatile _atomic<T> *p, memory_order) {
+	return __atomic_load_n(&p->v, __ATOMIC_RELAXED);
+}
+template <class T, class U> inline void atomic_store_explicit(volatile _atomic<T> *p, U v, memory_order) {
+	__atomic_store_n(&p->v, (T)v, __ATOMIC_RELAXED);
+}
+template <class T, class U> inline T atomic_exchange_explicit(volatile _atomic<T> *p, U v, memory_order) {
+	return __atomic_exchange_n(&p->v, (T)v, __ATOMIC_RELAXED);
+}
+template <class T, class U> inline T atomic_fetch_add_explicit(volatile _atomic<T> *p, U v, memory_order) {
+	T old = __atomic_load_n(&p->v, __ATOMIC_RELAXED);
+	while (!__atomic_compare_exchange_n(&p->v, &old, (T)(old + (T)v), true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+	}
+	return old;
+}
+template <class T, class U> inline T atomic_fetch_max_explicit(volatile _atomic<T> *p, U v, memory_order) {
+	T old = __atomic_load_n(&p->v, __ATOMIC_RELAXED);
+	while (old < (T)v && !__atomic_compare_exchange_n(&p->v, &old, (T)v, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+	}
+	return old;
+}
+template <class T, class U> inline T atomic_fetch_min_explicit(volatile _atomic<T> *p, U v, memory_order) {
+	T old = __atomic_load_n(&p->v, __ATOMIC_RELAXED);
+	while (old > (T)v && !__atomic_compare_exchange_n(&p->v, &old, (T)v, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+	}
+	return old;
+}
+
+#undef EMU_SITE
+#undef EMU_AT
+} // namespace metal
+
+#endif
