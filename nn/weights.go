@@ -105,6 +105,26 @@ func OpenWeights(dir string) (*Weights, error) {
 	return w, nil
 }
 
+// OpenWeightsFile maps one safetensors file.
+func OpenWeightsFile(path string) (*Weights, error) {
+	w := &Weights{tensors: map[string]*StoredTensor{}}
+	if err := w.mapFile(path); err != nil {
+		w.Close()
+		return nil, err
+	}
+	return w, nil
+}
+
+// Names returns the names of all tensors, sorted.
+func (w *Weights) Names() []string {
+	names := make([]string, 0, len(w.tensors))
+	for n := range w.tensors {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
 func (w *Weights) mapFile(path string) error {
 	f, err := os.Open(path)
 	if err != nil {

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Regenerates every golden fixture. Needs python3 with torch, transformers,
+# peft, safetensors and tokenizers. Usage: tools/golden/run.sh [OUT]
+# (default: a temporary folder, then copied into the packages' testdata).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+out=${1:-$(mktemp -d)}
+python3 "$here/models.py" "$out"
+python3 "$here/lora.py" "$out"
+(cd "$root" && CGO_ENABLED=0 go build -o "$out/peftsave" ./tools/golden/peftsave)
+"$out/peftsave" "$out/models/qwen2_untied/f32" "$out/roundtrip/adapter"
+python3 "$here/peft_roundtrip.py" "$out"
+find "$out/lora" -name README.md -delete   # PEFT's model-card template
+rm -rf "$root/nn/testdata/models" "$root/lora/testdata/golden" "$root/lora/testdata/roundtrip"
+mkdir -p "$root/nn/testdata" "$root/lora/testdata"
+cp -r "$out/models" "$root/nn/testdata/models"
+cp -r "$out/lora" "$root/lora/testdata/golden"
+cp -r "$out/roundtrip" "$root/lora/testdata/roundtrip"
+echo "fixtures written from $out"
