@@ -219,7 +219,7 @@ func Attention(out, lse, q, k, v []float32, segs []Segment, s AttnShape) {
 
 // AttentionBackward sets dq, dk and dv to the gradients of Attention for
 // output gradient dout, recomputing the probabilities from q, k and the saved
-// lse. dk and dv rows that no segment reads are left untouched.
+// lse. Rows of padding keys get zero gradients.
 func AttentionBackward(dq, dk, dv, dout, out, lse, q, k, v []float32, segs []Segment, s AttnShape) {
 	qc, kc, d := s.Heads*s.HeadDim, s.KVHeads*s.HeadDim, s.HeadDim
 	group := s.Heads / s.KVHeads
@@ -232,8 +232,8 @@ func AttentionBackward(dq, dk, dv, dout, out, lse, q, k, v []float32, segs []Seg
 		if seg.Keys > 0 {
 			keys = min(keys, seg.Keys)
 		}
-		clear(dk[seg.KV*kc : (seg.KV+keys)*kc])
-		clear(dv[seg.KV*kc : (seg.KV+keys)*kc])
+		clear(dk[seg.KV*kc : (seg.KV+seg.Past+seg.N)*kc])
+		clear(dv[seg.KV*kc : (seg.KV+seg.Past+seg.N)*kc])
 		parallelRows(s.KVHeads, seg.N*keys*d*group, func(g int) {
 			probs := make([]float32, keys)
 			for h := g * group; h < (g+1)*group; h++ {

@@ -1,0 +1,145 @@
+package lora
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/goseal/ttt/nn"
+)
+
+// byteTok encodes text as its bytes, as the built-in model's tokenizer does.
+type byteTok struct{}
+
+func (byteTok) Encode(s string, _ bool) []int {
+	ids := make([]int, len(s))
+	for i := range len(s) {
+		ids[i] = int(s[i])
+	}
+	return ids
+}
+
+func TestMakeExample(t *testing.T) {
+	cases := []struct {
+		name       string
+		ids, mask  []int32
+		maxLen     int
+		wantIDs    []int32
+		wantLabels []int32
+	}{
+		{"plain", []int32{5, 6, 7}, nil, 8, []int32{5, 6, 7}, []int32{5, 6, 7}},
+		{"truncated", []int32{5, 6, 7, 8}, nil, 3, []int32{5, 6, 7}, []int32{5, 6, 7}},
+		{"masked through the first match", []int32{1, 9, 2, 9, 2, 3}, []int32{9, 2}, 8, []int32{1, 9, 2, 9, 2, 3}, []int32{-100, -100, -100, 9, 2, 3}},
+		{"no match", []int32{1, 2, 3}, []int32{4}, 8, []int32{1, 2, 3}, []int32{1, 2, 3}},
+		{"match cut by truncation", []int32{1, 2, 9, 2}, []int32{9, 2}, 3, []int32{1, 2, 9}, []int32{1, 2, 9}},
+	}
+	for _, c := range cases {
+		e := MakeExample(c.ids, c.maxLen, c.mask)
+		if !slices.Equal(e.IDs, c.wantIDs) || !slices.Equal(e.Labels, c.wantLabels) {
+			t.Errorf("%s: %v %v, want %v %v", c.name, e.IDs, e.Labels, c.wantIDs, c.wantLabels)
+		}
+	}
+}
+
+func TestExamplesSkipsUntrainable(t *testing.T) {
+	d := Data{MaxSeqLength: 16, Padding: Longest, EndMaskSubstring: "##", PadID: 256}
+	exs, skipped, err := d.Examples(byteTok{}, []string{"abc ## def", "", "all masked ##", "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// "" has no token; "all masked ##" has every label masked; "x" predicts nothing.
+	if len(exs) != 1 || !slices.Equal(skipped, []int{1, 2, 3}) {
+		t.Errorf("kept %d, skipped %v; want 1 kept, [1 2 3] skipped", len(exs), skipped)
+	}
+	// In max_length mode the pads are labels, so a short sequence trains.
+	d.Padding = MaxLength
+	exs, skipped, _ = d.Examples(byteTok{}, []string{"x", "all masked ##"})
+	if len(exs) != 2 || len(skipped) != 0 {
+		t.Errorf("max_length: kept %d, skipped %v", len(exs), skipped)
+	}
+	if _, _, err := (Data{MaxSeqLength: 1}).Examples(byteTok{}, []string{"a"}); err == nil {
+		t.Error("max_seq_length 1 accepted")
+	}
+}
+
+func TestParams(t *testing.T) {
+	bad := []Params{
+		{Epochs: -1, BatchSize: 1, GradAccum: 1, MaxGradNorm: 1},
+		{Epochs: 1, LR: math.NaN(), BatchSize: 1, GradAccum: 1, MaxGradNorm: 1},
+		{Epochs: 1, BatchSize: 0, GradAccum: 1, MaxGradNorm: 1},
+		{Epochs: 1, BatchSize: 1, GradAccum: 0, MaxGradNorm: 1},
+	}
+	for _, p := range bad {
+		if p.Validate() == nil {
+			t.Errorf("%+v accepted", p)
+		}
+	}
+	// 5 examples, batches of 2 → 3 batches; windows of 2 → 2 steps per epoch.
+	if got := (Params{Epochs: 3, BatchSize: 2, GradAccum: 2}).Steps(5); got != 6 {
+		t.Errorf("Steps = %d, want 6", got)
+	}
+}
+
+func TestTrainLearnsAndShuffles(t *testing.T) {
+	m := nn.Builtin(nn.CPU{})
+	d := Data{MaxSeqLength: 64, Padding: Longest, PadID: 256}
+	exs, _, _ := d.Examples(byteTok{}, []string{"The capital of Zorbia is Quell.", "Quell sits on the river Vand."})
+	train := func(seed uint64, shuffle bool) ([]Step, *nn.Adapter) {
+		ad, err := New(m, Spec{Rank: 8, Alpha: 16, Targets: AllLinear}, rand.New(rand.NewPCG(seed, 0)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		steps, err := Train(context.Background(), m, ad, exs, d, Params{Epochs: 8, LR: 1e-2, BatchSize: 1, GradAccum: 1, MaxGradNorm: 1, Shuffle: shuffle, Seed: seed}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return steps, ad
+	}
+	a, ad := train(1, true)
+	b, _ := train(1, true)
+	if a[len(a)-1].Loss >= a[0].Loss/2 {
+		t.Errorf("loss went from %.3f to %.3f; memorising two sentences should at least halve it", a[0].Loss, a[len(a)-1].Loss)
+	}
+	for i := range a {
+		if a[i].Loss != b[i].Loss {
+			t.Fatalf("same seed, step %d: loss %g vs %g", i+1, a[i].Loss, b[i].Loss)
+		}
+	}
+	// The schedule decays linearly to lr/T at the last step.
+	if last := a[len(a)-1]; math.Abs(last.LR-1e-2/float64(len(a))) > 1e-15 {
+		t.Errorf("last lr %g, want %g", last.LR, 1e-2/float64(len(a)))
+	}
+	// The base model is untouched: its logits are those of a fresh copy.
+	fresh := nn.Builtin(nn.CPU{})
+	batch := &nn.Batch{IDs: []int32{84, 104, 101}, Pos: []int32{0, 1, 2}, Segs: []nn.Segment{{N: 3}}}
+	l1, _ := m.Logits(batch, nil)
+	l2, _ := fresh.Logits(batch, nil)
+	if maxDiff(l1.Data, l2.Data) != 0 {
+		t.Error("training changed the base model")
+	}
+	withAd, _ := m.Logits(batch, ad)
+	if maxDiff(withAd.Data, l1.Data) == 0 {
+		t.Error("the trained adapter does not change the logits")
+	}
+}
+
+func TestTrainStopsOnNonFiniteLoss(t *testing.T) {
+	m := nn.Builtin(nn.CPU{})
+	d := Data{MaxSeqLength: 32, Padding: Longest, PadID: 256}
+	exs, _, _ := d.Examples(byteTok{}, []string{"some text to train on"})
+	ad, _ := New(m, Spec{Rank: 4, Alpha: 8}, rand.New(rand.NewPCG(1, 1)))
+	// An infinite learning rate turns the adapter into NaNs after one step.
+	_, err := Train(context.Background(), m, ad, exs, d, Params{Epochs: 3, LR: math.MaxFloat64, BatchSize: 1, GradAccum: 1, MaxGradNorm: 1}, nil)
+	if err == nil || !strings.Contains(err.Error(), "not finite") {
+		t.Fatalf("error %v, want a non-finite loss or gradient", err)
+	}
+	// A cancelled context stops before the first step.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Train(ctx, m, ad, exs, d, Params{Epochs: 1, LR: 1e-3, BatchSize: 1, GradAccum: 1, MaxGradNorm: 1}, nil); err == nil {
+		t.Error("training ran with a cancelled context")
+	}
+}
