@@ -92,7 +92,6 @@ type templatePiece struct {
 }
 
 type modelJSON struct {
-	Type                    *string          `json:"type"`
 	Dropout                 *float64         `json:"dropout"`
 	ContinuingSubwordPrefix *string          `json:"continuing_subword_prefix"`
 	EndOfWordSuffix         *string          `json:"end_of_word_suffix"`
@@ -149,13 +148,20 @@ func parse(data []byte) (*Tokenizer, error) {
 }
 
 func (t *Tokenizer) parseModel(raw json.RawMessage) error {
+	var kind struct {
+		Type *string `json:"type"`
+	}
+	if err := json.Unmarshal(raw, &kind); err != nil {
+		return fmt.Errorf("model: %w", err)
+	}
+	if kind.Type != nil && *kind.Type != "BPE" {
+		return fmt.Errorf("model.type: %q is not supported (only BPE)", *kind.Type)
+	}
 	var m modelJSON
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return fmt.Errorf("model: %w", err)
 	}
 	switch {
-	case m.Type != nil && *m.Type != "BPE":
-		return fmt.Errorf("model.type: %q is not supported (only BPE)", *m.Type)
 	case m.Merges == nil:
 		return errors.New("model.merges: missing (only BPE models are supported)")
 	case m.Vocab == nil:
