@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	_ "embed"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -113,10 +112,6 @@ func compileFlags(fast bool) []string {
 	return append(f, hostFlags()...)
 }
 
-// shimVersion identifies the shim, the rewriter's output format and the
-// flags: a change to any of them must change the cache keys.
-const shimVersion = "1"
-
 // Build compiles MSL source for the emulator, or takes the shared object
 // from the cache when the same source was built before.
 func Build(source string, fast bool) (*Library, error) {
@@ -129,16 +124,6 @@ func Build(source string, fast bool) (*Library, error) {
 		return nil, err
 	}
 	dir = filepath.Join(dir, "msl")
-	h := sha256.New()
-	for _, s := range append([]string{shimVersion, Shim, ABI, source, clang}, compileFlags(fast)...) {
-		fmt.Fprintf(h, "%d:%s", len(s), s)
-	}
-	key := hex.EncodeToString(h.Sum(nil))[:32]
-	so := filepath.Join(dir, key+".so")
-	meta := filepath.Join(dir, key+".json")
-	if lib, err := loadMeta(so, meta); err == nil {
-		return lib, nil
-	}
 	inc, err := writeShim(dir)
 	if err != nil {
 		return nil, err
@@ -151,7 +136,17 @@ func Build(source string, fast bool) (*Library, error) {
 	if err != nil {
 		return nil, &CompileError{Log: err.Error()}
 	}
-	tmp, err := os.CreateTemp(dir, key+"-*.so")
+	// The key covers what clang sees: the rewritten source, the shim and
+	// the flags.
+	h := sha256.New()
+	for _, s := range append([]string{Shim, ABI, prog.Source, clang}, compileFlags(fast)...) {
+		fmt.Fprintf(h, "%d:%s", len(s), s)
+	}
+	so := filepath.Join(dir, hex.EncodeToString(h.Sum(nil))[:32]+".so")
+	if _, err := os.Stat(so); err == nil {
+		return &Library{Path: so, Kernels: prog.Kernels}, nil
+	}
+	tmp, err := os.CreateTemp(dir, "build-*.so")
 	if err != nil {
 		return nil, fmt.Errorf("msl: %w", err)
 	}
@@ -161,57 +156,10 @@ func Build(source string, fast bool) (*Library, error) {
 	if err := runClang(clang, args, prog.Source); err != nil {
 		return nil, err
 	}
-	js, err := json.Marshal(prog.Kernels)
-	if err != nil {
-		return nil, fmt.Errorf("msl: %w", err)
-	}
-	if err := writeAtomic(meta, js); err != nil {
-		return nil, err
-	}
 	if err := os.Rename(tmp.Name(), so); err != nil {
 		return nil, fmt.Errorf("msl: %w", err)
 	}
 	return &Library{Path: so, Kernels: prog.Kernels}, nil
-}
-
-func loadMeta(so, meta string) (*Library, error) {
-	if _, err := os.Stat(so); err != nil {
-		return nil, err
-	}
-	js, err := os.ReadFile(meta)
-	if err != nil {
-		return nil, err
-	}
-	lib := &Library{Path: so}
-	if err := json.Unmarshal(js, &lib.Kernels); err != nil {
-		return nil, err
-	}
-	return lib, nil
-}
-
-// MarshalJSON and UnmarshalJSON keep the unexported call with the kernel
-// in the cache's metadata.
-func (k Kernel) MarshalJSON() ([]byte, error) {
-	type plain Kernel
-	return json.Marshal(struct {
-		plain
-		Call string
-	}{plain(k), k.call})
-}
-
-// UnmarshalJSON is the inverse of MarshalJSON.
-func (k *Kernel) UnmarshalJSON(b []byte) error {
-	type plain Kernel
-	var v struct {
-		plain
-		Call string
-	}
-	if err := json.Unmarshal(b, &v); err != nil {
-		return err
-	}
-	*k = Kernel(v.plain)
-	k.call = v.Call
-	return nil
 }
 
 func writeAtomic(path string, data []byte) error {

@@ -657,14 +657,19 @@ func (r *rewriter) block(open int, kernel bool) (int, error) {
 // per-threadgroup storage. Pointer declarations are left alone.
 func (r *rewriter) tgDecl(i int) (int, error) {
 	var sig []int
+	inDims := false
 	j := i + 1
 	for ; j < len(r.toks) && !r.is(j, ";"); j++ {
 		if r.toks[j].kind == tSpace || r.toks[j].kind == tDirective {
 			continue
 		}
 		switch r.toks[j].text {
+		case "[":
+			inDims = true
 		case "*", "&", "(", "=":
-			return j, nil // a pointer or reference, not storage
+			if !inDims {
+				return j, nil // a pointer or reference, not storage
+			}
 		case ",":
 			return 0, r.errorf(r.toks[j], "declare one threadgroup variable per statement")
 		}
@@ -701,14 +706,11 @@ func (r *rewriter) tgDecl(i int) (int, error) {
 	if r.tgDecls > 64 {
 		return 0, r.errorf(r.toks[i], "more than 64 threadgroup declarations")
 	}
-	repl := fmt.Sprintf("threadgroup %s (&%s)%s = *(threadgroup %s(*)%s)__emu_tg_alloc(%d, sizeof(%s%s), alignof(%s));",
+	repl := fmt.Sprintf("threadgroup %s (&%s)%s = *(threadgroup %s(*)%s)__emu_tg_alloc(%d, sizeof(%s%s), alignof(%s))",
 		typ, name, dims, typ, dims, id, typ, dims, typ)
-	newlines := 0
-	for k := i; k <= j; k++ {
-		newlines += strings.Count(r.toks[k].text, "\n")
-	}
-	r.blank(i, j+1)
-	r.toks[i] = token{kind: tIdent, text: repl + strings.Repeat("\n", newlines), line: r.toks[i].line, file: r.toks[i].file}
+	r.blank(i, j)
+	r.toks[i] = token{kind: tIdent, text: repl, line: r.toks[i].line, file: r.toks[i].file}
+	// The blanked tokens keep their newlines; the ";" stays a token of its own.
 	return j + 1, nil
 }
 

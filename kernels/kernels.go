@@ -1,0 +1,182 @@
+// Package kernels holds the project's Metal compute kernels: their MSL
+// source (the .metal files, embedded), and Go launchers that encode them
+// onto a metal.Encoder. Every kernel has a Go reference, the CPU backend's op
+// in package nn; package kernels/check runs each kernel against it.
+//
+// The launchers follow the argument conventions of the nn ops they mirror:
+// the same sizes, the same row-major layouts, the same flags.
+package kernels
+
+import (
+	"embed"
+	"encoding/binary"
+	"fmt"
+	"io/fs"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/goseal/ttt/metal"
+)
+
+//go:embed *.metal
+var sources embed.FS
+
+// commonFile comes first in the library source: helpers the other files use.
+const commonFile = "common.metal"
+
+// Files returns the kernel source files by name, common.metal first, then
+// the others in name order.
+func Files() []string {
+	names, err := fs.Glob(sources, "*.metal")
+	if err != nil {
+		panic(err) // the pattern is constant and valid
+	}
+	slices.SortFunc(names, func(a, b string) int {
+		switch {
+		case a == commonFile:
+			return -1
+		case b == commonFile:
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
+	return names
+}
+
+// FileSource returns the source of one kernel file.
+func FileSource(name string) (string, error) {
+	b, err := sources.ReadFile(name)
+	if err != nil {
+		return "", fmt.Errorf("kernels: %w", err)
+	}
+	return string(b), nil
+}
+
+// Source returns the whole library: every file, each preceded by a #line
+// directive so compile errors name the file.
+func Source() string {
+	return source(nil)
+}
+
+// source builds the library source, taking a file's text from replace
+// where it has one.
+func source(replace map[string]string) string {
+	var b strings.Builder
+	for _, name := range Files() {
+		text, ok := replace[name]
+		if !ok {
+			var err error
+			if text, err = FileSource(name); err != nil {
+				panic(err) // Files lists only embedded files
+			}
+		}
+		fmt.Fprintf(&b, "#line 1 %q\n%s\n", name, text)
+	}
+	return b.String()
+}
+
+// DType is the element type of stored weights.
+type DType int
+
+// The weight types. BF16 is carried as raw uint16 bits.
+const (
+	F32 DType = iota
+	F16
+	BF16
+)
+
+var dtypeNames = [...]string{F32: "f32", F16: "f16", BF16: "bf16"}
+
+func (t DType) String() string {
+	if t < 0 || int(t) >= len(dtypeNames) {
+		return fmt.Sprintf("DType(%d)", int(t))
+	}
+	return dtypeNames[t]
+}
+
+// Size is the size of one element in bytes.
+func (t DType) Size() int {
+	if t == F32 {
+		return 4
+	}
+	return 2
+}
+
+func (t DType) valid() bool { return t >= F32 && t <= BF16 }
+
+// Library is the compiled kernel library with a pipeline for every kernel.
+type Library struct {
+	lib   *metal.Library
+	pipes map[string]*metal.Pipeline
+}
+
+// Load compiles the kernel library for dev and makes every pipeline.
+func Load(dev *metal.Device, opts metal.CompileOptions) (*Library, error) {
+	return load(dev, Source(), opts)
+}
+
+func load(dev *metal.Device, src string, opts metal.CompileOptions) (*Library, error) {
+	lib, err := dev.NewLibrary(src, opts)
+	if err != nil {
+		return nil, fmt.Errorf("kernels: %w", err)
+	}
+	l := &Library{lib: lib, pipes: map[string]*metal.Pipeline{}}
+	for _, name := range Names() {
+		p, err := lib.Pipeline(name)
+		if err != nil {
+			lib.Release()
+			return nil, fmt.Errorf("kernels: %w", err)
+		}
+		l.pipes[name] = p
+	}
+	return l, nil
+}
+
+// Names lists every kernel function of the library.
+func Names() []string {
+	var names []string
+	for _, family := range []string{"matmul", "matvec_t", "matvec_n", "rmsnorm"} {
+		for _, t := range []DType{F32, F16, BF16} {
+			names = append(names, family+"_"+t.String())
+		}
+	}
+	return names
+}
+
+// Release frees the library.
+func (l *Library) Release() { l.lib.Release() }
+
+// params packs a kernel's parameter struct: 32-bit fields, little-endian,
+// as MSL lays out uint and float members.
+func params(fields ...any) []byte {
+	b := make([]byte, 0, 4*len(fields))
+	for _, f := range fields {
+		switch v := f.(type) {
+		case int:
+			b = binary.LittleEndian.AppendUint32(b, uint32(v))
+		case bool:
+			u := uint32(0)
+			if v {
+				u = 1
+			}
+			b = binary.LittleEndian.AppendUint32(b, u)
+		case float32:
+			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
+		default:
+			panic(fmt.Sprintf("kernels: params field of type %T", f))
+		}
+	}
+	return b
+}
+
+// need checks that buffer b holds at least n bytes.
+func need(kernel, name string, b *metal.Buffer, n int) error {
+	if b == nil {
+		return fmt.Errorf("kernels: %s: %s is nil", kernel, name)
+	}
+	if b.Len() < n {
+		return fmt.Errorf("kernels: %s: %s holds %d bytes, needs %d", kernel, name, b.Len(), n)
+	}
+	return nil
+}
