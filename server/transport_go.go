@@ -4,36 +4,49 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log"
+	"net"
 	"strings"
+	"time"
 
 	gozmq "github.com/go-zeromq/zmq4"
+	"github.com/go-zeromq/zmq4/transport"
 )
 
-func init() { transports["go"] = listenGo }
+func init() {
+	transports["go"] = listenGo
+	if err := gozmq.RegisterTransport(gatedTCP, gatedTransport{}); err != nil {
+		panic(err) // only a second registration of the name can fail
+	}
+}
 
-// goSocket is a REP socket of github.com/go-zeromq/zmq4.
+// goSocket is a REP socket built on a ROUTER socket of
+// github.com/go-zeromq/zmq4. That package's own REP socket mistakes an
+// empty payload frame for the envelope delimiter and sends replies
+// asynchronously (a reply can be lost when the socket closes right after);
+// the ROUTER lets this type keep the envelope exactly as libzmq's REP does
+// (routing frames up to the first empty frame) and send synchronously.
 type goSocket struct {
 	sock     gozmq.Socket
 	cancel   context.CancelFunc
 	endpoint string
+	envelope [][]byte // of the request being answered; nil when none
 }
 
 func listenGo(endpoint string) (Socket, error) {
+	rest, ok := strings.CutPrefix(endpoint, "tcp://")
+	if !ok {
+		return nil, fmt.Errorf("binding %s: the pure-Go transport serves tcp:// endpoints only", endpoint)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	sock := gozmq.NewRep(ctx)
-	if err := sock.Listen(endpoint); err != nil {
+	sock := gozmq.NewRouter(ctx, gozmq.WithLogger(log.New(io.Discard, "", 0)))
+	if err := sock.Listen(gatedTCP + "://" + rest); err != nil {
 		cancel()
 		sock.Close()
 		return nil, fmt.Errorf("binding %s: %w", endpoint, err)
 	}
-	ep := endpoint
-	if addr := sock.Addr(); addr != nil {
-		ep = addr.Network() + "://" + addr.String()
-		if i := strings.Index(endpoint, "://"); i >= 0 {
-			ep = endpoint[:i] + "://" + addr.String()
-		}
-	}
-	return &goSocket{sock: sock, cancel: cancel, endpoint: ep}, nil
+	return &goSocket{sock: sock, cancel: cancel, endpoint: "tcp://" + sock.Addr().String()}, nil
 }
 
 // Recv implements Socket. go-zeromq's Recv cannot be interrupted on its
@@ -41,22 +54,39 @@ func listenGo(endpoint string) (Socket, error) {
 func (s *goSocket) Recv(ctx context.Context) ([][]byte, error) {
 	stop := context.AfterFunc(ctx, s.cancel)
 	defer stop()
-	msg, err := s.sock.Recv()
-	if ctx.Err() != nil {
-		return nil, ctx.Err()
-	}
-	if err != nil {
-		if errors.Is(err, context.Canceled) {
-			return nil, errors.New("socket closed")
+	for {
+		msg, err := s.sock.Recv()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
 		}
-		return nil, err
+		if err != nil {
+			if errors.Is(err, context.Canceled) {
+				return nil, errors.New("socket closed")
+			}
+			return nil, err
+		}
+		// Frames: the peer's identity, then the REQ envelope up to and
+		// including the first empty frame, then the request. A message with
+		// no delimiter is not from a REQ peer: libzmq's REP drops it too.
+		f := msg.Frames
+		for i := 1; i < len(f); i++ {
+			if len(f[i]) == 0 {
+				s.envelope = f[:i+1]
+				return f[i+1:], nil
+			}
+		}
 	}
-	return msg.Frames, nil
 }
 
-// Send implements Socket.
+// Send implements Socket. It returns once the reply is written to the
+// connection, or at once when the requesting peer has gone.
 func (s *goSocket) Send(reply []byte) error {
-	return s.sock.Send(gozmq.NewMsg(reply))
+	if s.envelope == nil {
+		return errors.New("send without a request")
+	}
+	frames := append(s.envelope[:len(s.envelope):len(s.envelope)], reply)
+	s.envelope = nil
+	return s.sock.Send(gozmq.NewMsgFrom(frames...))
 }
 
 // Endpoint implements Socket.
@@ -67,4 +97,67 @@ func (s *goSocket) Close() error {
 	err := s.sock.Close()
 	s.cancel()
 	return err
+}
+
+// gatedTCP names the TCP transport registered with go-zeromq for the
+// server: plain TCP whose connections must finish the ZeroMQ handshake
+// within handshakeTimeout. go-zeromq performs the handshake of each new
+// connection inside its accept loop, so without a deadline a peer that
+// connects and sends nothing would stop every later client from connecting.
+const gatedTCP = "seal-ttt-tcp"
+
+// handshakeTimeout bounds a new connection's ZeroMQ handshake (a variable
+// so that tests can shorten it).
+var handshakeTimeout = 5 * time.Second
+
+// gatedTransport implements go-zeromq's transport.Transport.
+type gatedTransport struct{}
+
+func (gatedTransport) Dial(ctx context.Context, d transport.Dialer, addr string) (net.Conn, error) {
+	return d.DialContext(ctx, "tcp", addr)
+}
+
+func (gatedTransport) Listen(ctx context.Context, addr string) (net.Listener, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return &gatedListener{Listener: l}, nil
+}
+
+func (gatedTransport) Addr(ep string) (string, error) {
+	host, port, err := net.SplitHostPort(ep)
+	if err != nil {
+		return "", err
+	}
+	if port == "*" {
+		port = "0"
+	}
+	if host == "*" {
+		host = ""
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+// gatedListener gives each accepted connection a read deadline for its
+// handshake. go-zeromq calls Accept again only once the previous
+// connection's handshake has ended, so that is when the deadline is lifted.
+// Accept is only ever called by go-zeromq's accept loop, one call at a time.
+type gatedListener struct {
+	net.Listener
+	last net.Conn
+}
+
+func (l *gatedListener) Accept() (net.Conn, error) {
+	if l.last != nil {
+		l.last.SetReadDeadline(time.Time{})
+		l.last = nil
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	c.SetReadDeadline(time.Now().Add(handshakeTimeout))
+	l.last = c
+	return c, nil
 }
