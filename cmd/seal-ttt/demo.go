@@ -18,7 +18,7 @@ func runDemo(args []string) error {
 	// The demo's request is small and its answers short: shorter sequences
 	// and answers than SEAL's defaults keep it quick on any machine.
 	d := server.DefaultConfig()
-	d.MaxSeqLength, d.MaxTokens = 256, 24
+	d.MaxSeqLength, d.MaxTokens = 192, 24
 	c.register(fs, d, "contains")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -1,15 +1,71 @@
 package main
 
 import (
-	"errors"
+	"fmt"
+	"log/slog"
 
+	"github.com/goseal/ttt/nn"
 	"github.com/goseal/ttt/server"
+	"github.com/goseal/ttt/tokenizer"
 )
+
+// builtinName is how the built-in demo model is named in logs and adapters.
+const builtinName = "seal-ttt/builtin-demo"
+
+// openModel loads the model named by modelFlag (a local folder or a Hugging
+// Face id in the local cache; "" means the built-in demo model) and its
+// tokenizer on the named backend, with a one-line description.
+func openModel(modelFlag, backend string) (*nn.Model, *tokenizer.Tokenizer, string, error) {
+	var b nn.Backend
+	switch backend {
+	case "", "cpu":
+		b = nn.CPU{}
+	case "metal":
+		return nil, nil, "", fmt.Errorf("backend metal: the Metal kernels run in `seal-ttt doctor`, but the transformer does not run on them yet; use --backend cpu")
+	default:
+		return nil, nil, "", fmt.Errorf("unknown backend %q (want cpu or metal)", backend)
+	}
+	if modelFlag == "" {
+		m := nn.Builtin(b)
+		c := m.Config
+		return m, tokenizer.Bytes(), fmt.Sprintf("%s (built-in demo model: %d layers, hidden %d, byte vocabulary; untrained, for demos and tests) on %s", builtinName, c.Layers, c.Hidden, b.Name()), nil
+	}
+	dir, err := nn.ResolveModel(modelFlag)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	tok, err := tokenizer.Load(dir)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	m, err := nn.Load(dir, b)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	c := m.Config
+	return m, tok, fmt.Sprintf("%s (%s: %d layers, hidden %d, vocab %d) on %s", modelFlag, c.Arch, c.Layers, c.Hidden, c.VocabSize, b.Name()), nil
+}
+
+// modelName is what saved adapters record as their base model.
+func modelName(modelFlag string) string {
+	if modelFlag == "" {
+		return builtinName
+	}
+	return modelFlag
+}
 
 // loadModel loads the model named by modelFlag (a local directory or a
 // Hugging Face id; "" means the built-in demo model) on backend ("" means the
-// best available) and returns it as the TTT cycle sees it, with a one-line
-// description for the startup log.
+// CPU) and returns it as the TTT cycle sees it, with a one-line description
+// for the startup log.
 func loadModel(modelFlag, backend string) (server.Model, string, error) {
-	return nil, "", errors.New("model loading is not available yet")
+	m, tok, desc, err := openModel(modelFlag, backend)
+	if err != nil {
+		return nil, "", err
+	}
+	e, err := server.NewEngine(m, tok, modelName(modelFlag), slog.Default())
+	if err != nil {
+		return nil, "", err
+	}
+	return e, desc, nil
 }
