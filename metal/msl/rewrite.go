@@ -7,6 +7,7 @@ package msl
 
 import (
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -345,8 +346,33 @@ func (r *rewriter) isAttrStart(i int) bool {
 	return r.is(i, "[") && i+1 < len(r.toks) && r.toks[i+1].text == "["
 }
 
+// vectorType matches Metal's vector type names.
+var vectorType = regexp.MustCompile(`^(float|half|int|uint|short|ushort|char|uchar|long|ulong|bool)[234]$`)
+
+// noVectorCasts rejects C-style casts to vector types: clang compiles them
+// as bit casts where Metal converts values. float4(v) converts.
+func (r *rewriter) noVectorCasts() error {
+	for i := range r.toks {
+		if !r.is(i, "(") {
+			continue
+		}
+		ty := r.next(i + 1)
+		if ty >= len(r.toks) || !vectorType.MatchString(r.toks[ty].text) || !r.is(r.next(ty+1), ")") {
+			continue
+		}
+		if p := r.prevSignificant(i); p >= 0 && (r.toks[p].kind == tIdent || r.is(p, ">")) {
+			continue // a call or declaration such as sizeof(float4)
+		}
+		return r.errorf(r.toks[i], "C-style cast to vector type %s: write %s(...), which converts", r.toks[ty].text, r.toks[ty].text)
+	}
+	return nil
+}
+
 // run walks the top level: declarations end at ";" or at a function body.
 func (r *rewriter) run() error {
+	if err := r.noVectorCasts(); err != nil {
+		return err
+	}
 	i := 0
 	for {
 		i = r.next(i)

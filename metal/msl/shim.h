@@ -1013,7 +1013,7 @@ typedef _atomic<int> atomic_int;
 typedef _atomic<uint> atomic_uint;
 typedef _atomic<float> atomic_float;
 
-template <class T, class U> inline T atomic_load_explicit(const volatile _atomic<T> *p, memory_order) {
+template <class T> inline T atomic_load_explicit(const volatile _atomic<T> *p, memory_order) {
 	return __atomic_load_n(&p->v, __ATOMIC_RELAXED);
 }
 template <class T, class U> inline void atomic_store_explicit(volatile _atomic<T> *p, U v, memory_order) {
