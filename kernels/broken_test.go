@@ -1,0 +1,98 @@
+package kernels_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/goseal/ttt/kernels"
+	"github.com/goseal/ttt/kernels/check"
+)
+
+// TestBrokenKernels plants classic mistakes in the real kernels and expects
+// the checks to report each: as an error from the device (barrier
+// divergence, out-of-bounds access), or as a wrong result.
+func TestBrokenKernels(t *testing.T) {
+	tests := []struct {
+		name     string
+		file     string
+		old, new string // the edit that breaks the kernel
+		family   string // the check.Case kernels to run
+		wantErr  string // "" when a wrong result is the expected symptom
+	}{
+		{
+			name: "missing barrier after the partial sums",
+			file: "rmsnorm.metal",
+			old: `		partial[sg] = ss;
+	threadgroup_barrier(mem_flags::mem_threadgroup);`,
+			new:    `		partial[sg] = ss;`,
+			family: "rmsnorm",
+		},
+		{
+			name: "missing barrier after staging the tiles",
+			file: "matmul.metal",
+			old: `			bs[q * TN + s] = v;
+		}
+		threadgroup_barrier(mem_flags::mem_threadgroup);`,
+			new: `			bs[q * TN + s] = v;
+		}`,
+			family: "matmul",
+		},
+		{
+			name:    "off-by-one store",
+			file:    "matmul.metal",
+			old:     `if (gi < p.m && gj < p.n) {`,
+			new:     `if (gi <= p.m && gj < p.n) {`,
+			family:  "matmul",
+			wantErr: "out-of-bounds access to buffer 2 (c)",
+		},
+		{
+			name: "barrier in a divergent branch",
+			file: "rmsnorm.metal",
+			old: `			partial[0] = t;
+	}
+	threadgroup_barrier(mem_flags::mem_threadgroup);`,
+			new: `			partial[0] = t;
+		threadgroup_barrier(mem_flags::mem_threadgroup);
+	}`,
+			family:  "rmsnorm",
+			wantErr: "barrier divergence",
+		},
+	}
+	d, _ := library(t)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src, err := kernels.FileSource(tc.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Count(src, tc.old) != 1 {
+				t.Fatalf("%s does not contain the text to break exactly once", tc.file)
+			}
+			lib, err := kernels.LoadWith(d, map[string]string{tc.file: strings.Replace(src, tc.old, tc.new, 1)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer lib.Release()
+			failed := 0
+			for _, c := range check.Cases() {
+				if !strings.HasPrefix(c.Kernel, tc.family+" ") {
+					continue
+				}
+				r := c.Run(d, lib)
+				if r.Pass(c) {
+					continue
+				}
+				failed++
+				if tc.wantErr != "" && (r.Err == nil || !strings.Contains(r.Err.Error(), tc.wantErr)) {
+					t.Errorf("%s %s: got error %v, want one containing %q", c.Kernel, c.Shape, r.Err, tc.wantErr)
+				}
+				if tc.wantErr == "" && r.Err != nil {
+					t.Errorf("%s %s: unexpected error %v", c.Kernel, c.Shape, r.Err)
+				}
+			}
+			if failed == 0 {
+				t.Error("the broken kernel passed every check")
+			}
+		})
+	}
+}
