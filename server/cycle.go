@@ -82,7 +82,7 @@ func (h *Handler) Handle(ctx context.Context, frames [][]byte) (reply []byte, sh
 	attrs := st.attrs(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			err = errorf("KeyboardInterrupt", "the server is shutting down; the request was abandoned")
+			err = errInterrupted
 		}
 		attrs = append(attrs, "error", errorText(err))
 		log.Error("request failed", attrs...)
@@ -92,6 +92,10 @@ func (h *Handler) Handle(ctx context.Context, frames [][]byte) (reply []byte, sh
 	log.Info("request", attrs...)
 	return encode(rep), false
 }
+
+// errInterrupted answers a request abandoned because the server is stopping
+// (SIGINT or SIGTERM), named as Python names the exception of Ctrl-C.
+var errInterrupted = errorf("KeyboardInterrupt", "the server is shutting down; the request was abandoned")
 
 // runSafely runs the cycle, turning a panic into an error.
 func (h *Handler) runSafely(ctx context.Context, req *Request, st *cycleStats, log *slog.Logger) (rep *Reply, err error) {

@@ -36,6 +36,7 @@ type fakeGenCall struct {
 
 type fakeAdapter struct {
 	seqs     []string
+	words    map[string][]int
 	released *atomic.Int32
 }
 
@@ -91,12 +92,7 @@ func (m *fakeModel) answer(adapter Adapter, prompt string) string {
 	if strings.HasPrefix(prompt, "<|im_start|>") {
 		q = between(prompt, "<|im_start|>user\n", "<|im_end|>")
 	}
-	best, bestScore := "", -1
-	for _, s := range a.seqs {
-		if score := overlap(q, s); score > bestScore {
-			best, bestScore = s, score
-		}
-	}
+	best := a.lookup(q)
 	if i := strings.LastIndex(best, "Answer:"); i >= 0 {
 		best = best[i+len("Answer:"):]
 	}
@@ -119,19 +115,39 @@ func between(s, from, to string) string {
 	return s
 }
 
-// overlap counts the normalised words of q that occur in s.
-func overlap(q, s string) int {
-	words := map[string]bool{}
-	for _, w := range strings.Fields(normalizeAnswer(s)) {
-		words[w] = true
-	}
-	n := 0
-	for _, w := range strings.Fields(normalizeAnswer(q)) {
-		if words[w] {
-			n++
+// index builds the adapter's word index: for each normalised word, the
+// sequences it occurs in.
+func (a *fakeAdapter) index() {
+	a.words = map[string][]int{}
+	for i, s := range a.seqs {
+		seen := map[string]bool{}
+		for _, w := range strings.Fields(normalizeAnswer(s)) {
+			if !seen[w] {
+				seen[w] = true
+				a.words[w] = append(a.words[w], i)
+			}
 		}
 	}
-	return n
+}
+
+// lookup returns the sequence sharing the most words with q, ignoring words
+// every sequence has; ties go to the earlier sequence.
+func (a *fakeAdapter) lookup(q string) string {
+	score := map[int]int{}
+	for _, w := range strings.Fields(normalizeAnswer(q)) {
+		if seqs := a.words[w]; len(a.seqs) == 1 || len(seqs) < len(a.seqs) {
+			for _, i := range seqs {
+				score[i]++
+			}
+		}
+	}
+	best, bestScore := 0, -1
+	for i, n := range score {
+		if n > bestScore || n == bestScore && i < best {
+			best, bestScore = i, n
+		}
+	}
+	return a.seqs[best]
 }
 
 func (m *fakeModel) FineTune(ctx context.Context, seqs []string, p TrainParams, progress func(TrainProgress)) (Adapter, TrainStats, error) {
@@ -167,8 +183,9 @@ func (m *fakeModel) FineTune(ctx context.Context, seqs []string, p TrainParams, 
 	for _, s := range seqs {
 		tokens += len(strings.Fields(s))
 	}
-	return &fakeAdapter{seqs: seqs, released: &m.released},
-		TrainStats{Steps: steps, Tokens: tokens * p.Epochs, FirstLoss: 1.8, LastLoss: loss}, nil
+	a := &fakeAdapter{seqs: seqs, released: &m.released}
+	a.index()
+	return a, TrainStats{Steps: steps, Tokens: tokens * p.Epochs, FirstLoss: 1.8, LastLoss: loss}, nil
 }
 
 func (m *fakeModel) calls() ([]fakeGenCall, []TrainParams) {

@@ -23,6 +23,9 @@ func Serve(ctx context.Context, sock Socket, h *Handler) error {
 	for {
 		frames, err := sock.Recv(ctx)
 		if ctx.Err() != nil {
+			if err == nil { // a request arrived as the server was stopping
+				sock.Send(errorReply(errInterrupted))
+			}
 			log.Info("stopping", "reason", context.Cause(ctx).Error())
 			return nil
 		}

@@ -237,9 +237,14 @@ func TestShutdownCommand(t *testing.T) {
 // SEAL's query_server.py (a new REQ socket per attempt, LINGER 0, poll,
 // retry on an error reply), against the server over real TCP.
 func TestSEALClient(t *testing.T) {
-	python := "/usr/bin/python3" // Debian's, which has python3-zmq (`make deps`)
+	// Debian's python3, which has python3-zmq (`make deps`); elsewhere, set
+	// SEAL_TTT_PYTHON to a Python with pyzmq.
+	python := "/usr/bin/python3"
+	if p := os.Getenv("SEAL_TTT_PYTHON"); p != "" {
+		python = p
+	}
 	if err := exec.Command(python, "-c", "import zmq").Run(); err != nil {
-		t.Fatalf("%s with pyzmq is needed (make deps installs python3-zmq): %v", python, err)
+		t.Fatalf("%s with pyzmq is needed (make deps installs python3-zmq, or set SEAL_TTT_PYTHON): %v", python, err)
 	}
 	forEachTransport(t, func(t *testing.T, transport string) {
 		h, _ := newHandler(t)
@@ -378,4 +383,64 @@ func TestStrayConnections(t *testing.T) {
 			t.Fatal("client after stray connections got no reply")
 		}
 	})
+}
+
+// TestLargeRequest sends a request of the size CPT.py sends (thousands of
+// sequences, a thousand questions) through each transport.
+func TestLargeRequest(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`{"train_sequences": [`)
+	for i := range 5000 {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `"Question: What is item %d?\nAnswer: item %d is thing%d. %s"`, i, i, i, strings.Repeat("padding ", 100))
+	}
+	b.WriteString(`], "eval_questions": [`)
+	for i := range 1000 {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `{"question": "What is item %d?", "answer": "thing%d"}`, i, i)
+	}
+	b.WriteString(`], "finetune_epochs": 1}`)
+	forEachTransport(t, func(t *testing.T, transport string) {
+		h, _ := newHandler(t)
+		endpoint, _ := startServer(t, transport, h)
+		d := newDealer(t, endpoint)
+		d.send([][]byte{[]byte(b.String())})
+		var rep Reply
+		if err := json.Unmarshal(d.recv(), &rep); err != nil || len(rep.AdapterCorrect) != 1000 || rep.AdapterAccuracy != 1 {
+			t.Fatalf("reply %.200v (%v)", rep, err)
+		}
+	})
+}
+
+// BenchmarkRoundTrip measures the server's per-request overhead: a small
+// request over loopback from a new client each time, as SEAL's clients
+// connect, with the fake model.
+func BenchmarkRoundTrip(b *testing.B) {
+	for _, transport := range []string{"go", "libzmq"} {
+		listen, ok := transports[transport]
+		if !ok {
+			continue
+		}
+		b.Run(transport, func(b *testing.B) {
+			h := &Handler{Model: &fakeModel{}, Grader: ContainsGrader{}, Config: DefaultConfig()}
+			sock, err := listen("tcp://127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer sock.Close()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go Serve(ctx, sock, h)
+			req := []byte(twoFacts + `}`)
+			for b.Loop() {
+				if _, err := roundTrip(ctx, sock.Endpoint(), req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
