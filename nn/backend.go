@@ -47,7 +47,8 @@ type Backend interface {
 	Name() string
 	// NewTensor returns a zeroed rows×cols tensor.
 	NewTensor(rows, cols int) *Tensor
-	// Weight makes a read-only rows×cols tensor from stored weights.
+	// Weight makes a read-only rows×cols tensor from stored weights. It may
+	// use t.Data in place, so the Weights must outlive the tensor.
 	Weight(t *StoredTensor, rows, cols int) *Tensor
 	// Sync waits until all queued work has finished and Data views are current.
 	Sync() error

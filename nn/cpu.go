@@ -2,6 +2,7 @@ package nn
 
 import (
 	"math/rand/v2"
+	"unsafe"
 )
 
 // CPU is the pure-Go backend: gonum's BLAS for matrix products, the plain
@@ -17,8 +18,13 @@ func (CPU) NewTensor(rows, cols int) *Tensor {
 	return &Tensor{Rows: rows, Cols: cols, Data: make([]float32, rows*cols)}
 }
 
-// Weight implements Backend: the stored tensor widened to float32.
+// Weight implements Backend. A float32 tensor is used in place, straight
+// from the file's read-only memory map (never copied into the heap); bf16 and
+// f16 tensors are widened to float32 once.
 func (c CPU) Weight(t *StoredTensor, rows, cols int) *Tensor {
+	if t.DType == F32 && len(t.Data) > 0 && uintptr(unsafe.Pointer(&t.Data[0]))%4 == 0 {
+		return &Tensor{Rows: rows, Cols: cols, Data: unsafe.Slice((*float32)(unsafe.Pointer(&t.Data[0])), rows*cols)}
+	}
 	w := c.NewTensor(rows, cols)
 	t.Floats(w.Data)
 	return w

@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -23,8 +24,9 @@ type GenerateOptions struct {
 const prefillRows = 2048
 
 // Generate continues every prompt (all prompts batched together) and returns
-// the new tokens of each. ad may be nil (the base model).
-func (m *Model) Generate(prompts [][]int32, ad *Adapter, o GenerateOptions) ([][]int32, error) {
+// the new tokens of each. ad may be nil (the base model). It stops early with
+// ctx's error once ctx is done.
+func (m *Model) Generate(ctx context.Context, prompts [][]int32, ad *Adapter, o GenerateOptions) ([][]int32, error) {
 	if o.MaxNewTokens < 0 {
 		return nil, fmt.Errorf("max new tokens %d is negative", o.MaxNewTokens)
 	}
@@ -72,6 +74,9 @@ func (m *Model) Generate(prompts [][]int32, ad *Adapter, o GenerateOptions) ([][
 			last = append(last, len(b.IDs)-1)
 			lens[n] = len(p)
 		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		toks, err := d.step(&b, kvRows, last)
 		if err != nil {
 			return nil, err
@@ -113,6 +118,9 @@ func (m *Model) Generate(prompts [][]int32, ad *Adapter, o GenerateOptions) ([][
 			kvRows = append(kvRows, int32(s*capacity+pos))
 			rows = append(rows, r)
 			lens[s]++
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
 		}
 		toks, err := d.step(&b, kvRows, rows)
 		if err != nil {

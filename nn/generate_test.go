@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"context"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -35,7 +36,7 @@ func greedyByFullForward(t *testing.T, m *Model, prompt []int32, n int) []int32 
 func TestGenerateMatchesFullForward(t *testing.T) {
 	m := Builtin(CPU{})
 	prompts := [][]int32{{72, 101, 108, 108, 111}, {1, 2, 3}, {200, 201, 202, 203, 204, 205, 206, 207, 208}}
-	got, err := m.Generate(prompts, nil, GenerateOptions{MaxNewTokens: 12})
+	got, err := m.Generate(context.Background(), prompts, nil, GenerateOptions{MaxNewTokens: 12})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +51,7 @@ func TestGenerateMatchesFullForward(t *testing.T) {
 func TestGenerateStopsAndSamples(t *testing.T) {
 	m := Builtin(CPU{})
 	prompt := [][]int32{{72, 101, 108, 108, 111}}
-	full, err := m.Generate(prompt, nil, GenerateOptions{MaxNewTokens: 8})
+	full, err := m.Generate(context.Background(), prompt, nil, GenerateOptions{MaxNewTokens: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +59,7 @@ func TestGenerateStopsAndSamples(t *testing.T) {
 		t.Fatalf("got %d tokens, want 8", len(full[0]))
 	}
 	// Stopping at the third generated token returns the two before it.
-	stopped, err := m.Generate(prompt, nil, GenerateOptions{MaxNewTokens: 8, StopIDs: []int{int(full[0][2])}})
+	stopped, err := m.Generate(context.Background(), prompt, nil, GenerateOptions{MaxNewTokens: 8, StopIDs: []int{int(full[0][2])}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,10 +69,10 @@ func TestGenerateStopsAndSamples(t *testing.T) {
 	}
 	// Sampling is reproducible for a seed and differs across seeds.
 	opts := GenerateOptions{MaxNewTokens: 16, Temperature: 1.5, TopP: 0.95, Seed: 7}
-	a, _ := m.Generate(prompt, nil, opts)
-	b, _ := m.Generate(prompt, nil, opts)
+	a, _ := m.Generate(context.Background(), prompt, nil, opts)
+	b, _ := m.Generate(context.Background(), prompt, nil, opts)
 	opts.Seed = 8
-	c, _ := m.Generate(prompt, nil, opts)
+	c, _ := m.Generate(context.Background(), prompt, nil, opts)
 	if !slices.Equal(a[0], b[0]) {
 		t.Errorf("same seed, different samples: %v vs %v", a[0], b[0])
 	}

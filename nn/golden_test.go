@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -128,7 +129,7 @@ func TestGoldenGreedy(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				got, err := m.Generate(g.Prompts, nil, GenerateOptions{MaxNewTokens: g.MaxNewTokens, StopIDs: []int{g.EOS}})
+				got, err := m.Generate(context.Background(), g.Prompts, nil, GenerateOptions{MaxNewTokens: g.MaxNewTokens, StopIDs: []int{g.EOS}})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -62,6 +62,7 @@ type Model struct {
 	LMHead  *Tensor // vocab × hidden; the same tensor as Embed when tied
 	rope    *Tensor // positions × headDim: cos | sin
 	invFreq []float32
+	weights *Weights // the mapped files, which backends may use in place
 }
 
 // Load opens a Hugging Face model folder (config.json + safetensors) on the
@@ -75,15 +76,18 @@ func Load(dir string, b Backend) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer w.Close()
-	return FromWeights(cfg, w, b)
+	m, err := FromWeights(cfg, w, b)
+	if err != nil {
+		w.Close()
+	}
+	return m, err
 }
 
 // FromWeights builds a model from a parsed config and opened weights. The
-// backend copies (and, on the CPU, widens) every tensor, so w may be closed
-// afterwards.
+// model owns w from then on (a backend may read tensors in place): Close
+// releases it.
 func FromWeights(cfg *Config, w *Weights, b Backend) (*Model, error) {
-	m := &Model{Config: cfg, B: b, invFreq: cfg.InvFreq()}
+	m := &Model{Config: cfg, B: b, invFreq: cfg.InvFreq(), weights: w}
 	H := cfg.Hidden
 	get := func(name string, rows, cols int) (*Tensor, error) {
 		shape := []int{rows, cols}
@@ -131,6 +135,14 @@ func FromWeights(cfg *Config, w *Weights, b Backend) (*Model, error) {
 		}
 	}
 	return m, nil
+}
+
+// Close unmaps the model's weight files; the model must not be used after.
+func (m *Model) Close() {
+	if m.weights != nil {
+		m.weights.Close()
+		m.weights = nil
+	}
 }
 
 // ropeTable returns the rotary table covering positions [0, n), growing it
