@@ -376,10 +376,15 @@ func (e *Encoder) SetBuffer(index int, b *Buffer, offset int) {
 	e.bind[index] = binding{buf: b, offset: offset}
 }
 
-// SetBytes binds a copy of data to [[buffer(index)]].
+// SetBytes binds a copy of data, at most 4 KiB as on Metal, to
+// [[buffer(index)]].
 func (e *Encoder) SetBytes(index int, data []byte) {
 	if index < 0 || index >= emuMaxBufferArgs {
 		e.err = fmt.Errorf("buffer index %d out of range", index)
+		return
+	}
+	if len(data) > 4096 {
+		e.err = fmt.Errorf("SetBytes of %d bytes at index %d: Metal allows at most 4096", len(data), index)
 		return
 	}
 	e.bind[index] = binding{bytes: append([]byte(nil), data...)}

@@ -388,3 +388,72 @@ kernel void inc(device float* x [[buffer(0)]], uint i [[thread_position_in_grid]
 		}
 	}
 }
+
+func TestHalfMatrixAndAtomics(t *testing.T) {
+	src := header + `
+kernel void k(device float* out [[buffer(0)]], device atomic_uint* count [[buffer(1)]],
+              uint tid [[thread_index_in_threadgroup]], uint g [[threadgroup_position_in_grid]]) {
+	threadgroup half a[64];
+	threadgroup float res[64];
+	a[tid % 64] = half(float(tid % 5) - 2.0f);
+	threadgroup_barrier(mem_flags::mem_threadgroup);
+	if (tid < 32) {
+		simdgroup_half8x8 m, r;
+		simdgroup_load(m, a, 8);
+		simdgroup_multiply(r, m, m);
+		simdgroup_store(r, res, 8);
+	}
+	threadgroup_barrier(mem_flags::mem_threadgroup);
+	if (g == 0 && tid < 64)
+		out[tid] = res[tid];
+	atomic_fetch_add_explicit(count, 1u, memory_order_relaxed);
+	float4 v = simd_sum(float4(1.0f, 2.0f, float(tid % 32), 0.0f));
+	if (g == 0 && tid == 0)
+		out[64] = v.x + v.y + v.z;   // 32 + 64 + 496
+}`
+	const groups, threads = 50, 64
+	out, err := run(t, src, "k", metal.Size{X: groups}, metal.Size{X: threads}, make([]float32, 65), make([]float32, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for r := 0; r < 8; r++ {
+		for c := 0; c < 8; c++ {
+			var want float32 // small integers: exact in half
+			for k := 0; k < 8; k++ {
+				want += float32((r*8+k)%5-2) * float32((k*8+c)%5-2)
+			}
+			if got := out[0][r*8+c]; got != want {
+				t.Errorf("half product [%d][%d] = %v, want %v", r, c, got, want)
+			}
+		}
+	}
+	if got := math.Float32bits(out[1][0]); got != groups*threads {
+		t.Errorf("atomic count %d, want %d", got, groups*threads)
+	}
+	if out[0][64] != 592 {
+		t.Errorf("simd_sum of float4: %v, want 592", out[0][64])
+	}
+}
+
+func TestSetBytesLimit(t *testing.T) {
+	src := header + `kernel void k(device float* x [[buffer(0)]], constant float* p [[buffer(1)]]) { x[0] = p[0]; }`
+	d := device(t)
+	lib, err := d.NewLibrary(src, metal.CompileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := lib.Pipeline("k")
+	buf, _ := d.NewBuffer(4)
+	defer buf.Release()
+	cb, _ := d.NewCommandBuffer()
+	e := cb.Encoder()
+	e.SetPipeline(p)
+	e.SetBuffer(0, buf, 0)
+	e.SetBytes(1, make([]byte, 4097))
+	e.Dispatch(metal.Size{X: 1}, metal.Size{X: 1})
+	e.End()
+	cb.Commit()
+	if err := cb.Wait(); err == nil || !strings.Contains(err.Error(), "at most 4096") {
+		t.Errorf("got %v, want an error about the 4096-byte limit", err)
+	}
+}

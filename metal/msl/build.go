@@ -104,6 +104,7 @@ var hostFlags = sync.OnceValue(func() []string {
 func compileFlags(fast bool) []string {
 	f := []string{"-x", "c++", "-std=c++17", "-O2", "-fPIC", "-shared",
 		"-fno-strict-aliasing", "-fwrapv", "-fno-exceptions", "-fno-rtti", "-fno-math-errno",
+		"-fvisibility=hidden", "-fvisibility-inlines-hidden",
 		"-Wno-unknown-attributes", "-Wno-user-defined-literals",
 		"-Xclang", "-ffloat16-excess-precision=none"}
 	if fast {

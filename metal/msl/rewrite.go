@@ -759,5 +759,6 @@ func entry(k Kernel) string {
 			args = append(args, fmt.Sprintf("::__emu::pos<%s>(%s)", p.Type, builtins[p.Builtin]))
 		}
 	}
-	return fmt.Sprintf("extern \"C\" void __emu_k_%s(void) { %s(%s); }\n", k.Name, k.call, strings.Join(args, ", "))
+	return fmt.Sprintf("extern \"C\" __attribute__((visibility(\"default\"))) void __emu_k_%s(void) { %s(%s); }\n",
+		k.Name, k.call, strings.Join(args, ", "))
 }
