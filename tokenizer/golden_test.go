@@ -20,6 +20,24 @@ import (
 // and pinned by testdata/tokenizers.sha256.
 var realNames = []string{"qwen2.5", "llama3", "gpt2"}
 
+// goldenNames are the tokenizers with fixtures: the real ones and
+// testdata/synthetic, a small tokenizer.json written by
+// tools/golden/tokenizer_golden.py that uses every supported option.
+var goldenNames = append(realNames[:len(realNames):len(realNames)], "synthetic")
+
+// goldenTokenizer returns the tokenizer a fixture was made from.
+func goldenTokenizer(t testing.TB, name string) *Tokenizer {
+	t.Helper()
+	if name != "synthetic" {
+		return realTokenizer(t, name)
+	}
+	tok, err := Load(filepath.Join("testdata", "synthetic"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
 var (
 	realOnce sync.Once
 	realToks map[string]*Tokenizer
@@ -143,9 +161,9 @@ func loadGolden(t testing.TB, name string) *golden {
 // corpus string, with and without special tokens.
 func TestGoldenEncode(t *testing.T) {
 	corpus := loadCorpus(t)
-	for _, name := range realNames {
+	for _, name := range goldenNames {
 		t.Run(name, func(t *testing.T) {
-			tok, g := realTokenizer(t, name), loadGolden(t, name)
+			tok, g := goldenTokenizer(t, name), loadGolden(t, name)
 			if g.CorpusSize != len(corpus) || len(g.Encode) != len(corpus) {
 				t.Fatalf("fixture made from %d strings, corpus has %d: regenerate it", g.CorpusSize, len(corpus))
 			}
@@ -177,9 +195,9 @@ func TestGoldenEncode(t *testing.T) {
 // checks that the incremental Decoder agrees with Decode.
 func TestGoldenDecode(t *testing.T) {
 	corpus := loadCorpus(t)
-	for _, name := range realNames {
+	for _, name := range goldenNames {
 		t.Run(name, func(t *testing.T) {
-			tok, g := realTokenizer(t, name), loadGolden(t, name)
+			tok, g := goldenTokenizer(t, name), loadGolden(t, name)
 			var cases []decodeCase
 			for i, c := range g.Encode {
 				text := corpus[i].Text
@@ -232,8 +250,8 @@ func decodeStream(t *testing.T, tok *Tokenizer, ids []int, skip bool) string {
 
 // TestGoldenVocab checks VocabSize and TokenID against Hugging Face.
 func TestGoldenVocab(t *testing.T) {
-	for _, name := range realNames {
-		tok, g := realTokenizer(t, name), loadGolden(t, name)
+	for _, name := range goldenNames {
+		tok, g := goldenTokenizer(t, name), loadGolden(t, name)
 		if got := tok.VocabSize(); got != g.VocabSize {
 			t.Errorf("%s: VocabSize() = %d, want %d", name, got, g.VocabSize)
 		}

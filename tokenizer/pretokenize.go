@@ -51,11 +51,14 @@ func init() {
 	}
 }
 
+// classOf classifies r with Unicode 16.0's letters and numbers, the tables
+// of the regular-expression engine Hugging Face tokenizers uses (Go's own
+// are Unicode 15.0; see unicode16.go).
 func classOf(r rune) charClass {
 	switch {
-	case unicode.IsLetter(r):
+	case unicode.Is(letter16, r):
 		return classLetter
-	case unicode.IsNumber(r):
+	case unicode.Is(number16, r):
 		return classNumber
 	case unicode.Is(unicode.White_Space, r):
 		return classSpace

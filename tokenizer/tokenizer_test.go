@@ -8,7 +8,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/rangetable"
 )
 
 func TestBytes(t *testing.T) {
@@ -480,5 +483,33 @@ func TestAddedTokenIDs(t *testing.T) {
 	}
 	if got := tok.Decode([]int{256, 'c', 260}, true); got != "c" {
 		t.Errorf("Decode skipping specials = %q, want %q", got, "c")
+	}
+}
+
+// TestUnicode16Tables checks the generated Unicode 16.0 tables against Go's
+// Unicode 15.0 ones: they may differ only on code points unassigned in 15.0.
+func TestUnicode16Tables(t *testing.T) {
+	assigned15 := rangetable.Assigned("15.0.0")
+	if assigned15 == nil || unicode.Version != "15.0.0" {
+		t.Fatalf("Go's Unicode is %s; revisit unicode16.go", unicode.Version)
+	}
+	diff := 0
+	for r := rune(0); r <= unicode.MaxRune; r++ {
+		if unicode.Is(unicode.L, r) == unicode.Is(letter16, r) && unicode.Is(unicode.N, r) == unicode.Is(number16, r) {
+			continue
+		}
+		diff++
+		if unicode.Is(assigned15, r) {
+			t.Errorf("U+%04X: letter %v/%v, number %v/%v in Unicode 15.0/16.0", r,
+				unicode.Is(unicode.L, r), unicode.Is(letter16, r), unicode.Is(unicode.N, r), unicode.Is(number16, r))
+		}
+	}
+	if diff == 0 {
+		t.Error("the Unicode 16.0 tables add nothing to Go's")
+	}
+	for r, want := range map[rune]charClass{0x1CCF0: classNumber, 0x105C0: classLetter, 'a': classLetter, '7': classNumber, 0x3000: classSpace, '!': classOther} {
+		if got := classOf(r); got != want {
+			t.Errorf("classOf(U+%04X) = %d, want %d", r, got, want)
+		}
 	}
 }

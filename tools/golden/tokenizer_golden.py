@@ -8,9 +8,14 @@ Three steps, each a subcommand:
       strings derived from them with a fixed random seed. The result is
       committed as tokenizer/testdata/tokenizer_corpus.json.
 
+  synthetic
+      Writes tokenizer/testdata/synthetic/tokenizer.json, a small byte-level
+      tokenizer that uses every option the Go package supports (added-token
+      flags, ignore_merges, pair merges, a template with a suffix).
+
   golden  --corpus C --tokenizers DIR --out OUTDIR [--dry-run]
       Runs Hugging Face `tokenizers` 0.23 on every corpus string for each of
-      DIR/{qwen2.5,llama3,gpt2}/tokenizer.json and writes
+      DIR/{qwen2.5,llama3,gpt2}/tokenizer.json and the synthetic one, and writes
       OUTDIR/tokenizer_golden_<name>.json.gz: the ids with and without special
       tokens, the decoded text with and without skipping special tokens, and
       decodings of id sequences that cut characters apart. --dry-run replaces
@@ -19,7 +24,8 @@ Three steps, each a subcommand:
 
   bench   --corpus C --tokenizers DIR [--text FILE]
       Times single-threaded `Tokenizer.encode` on the corpus's prose repeated
-      to 4 MiB (or on FILE), the same text the Go benchmark encodes.
+      to 4 MiB (or on FILE), the same text the Go benchmark encodes: in one
+      call, and in one call per blank-line-separated passage.
 
 All settings that could change the output are set explicitly: no truncation,
 no padding, special tokens matched (encode_special_tokens=False).
@@ -35,6 +41,8 @@ import time
 import traceback
 
 NAMES = ["qwen2.5", "llama3", "gpt2"]
+SYNTHETIC_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tokenizer",
+                              "testdata", "synthetic", "tokenizer.json")
 BENCH_BYTES = 4 << 20
 
 # ---------------------------------------------------------------- corpus seeds
@@ -296,7 +304,120 @@ def build_corpus():
     for _ in range(200):
         i = rng.randrange(len(joined))
         add("slice", joined[i : i + rng.randint(1, 120)])
+    # The synthetic tokenizer's added tokens, alone and among text.
+    for s in SYNTHETIC_STRINGS:
+        add("synthetic", s)
+    parts = [a["content"] for a in SYNTHETIC_ADDED if a["content"]] + [
+        "the", "th", "a", "xyz", "12345", "e\u0301", "é", "_", "!", "word"]
+    seps = ["", " ", "  ", "\t", "\n", " \n ", "\u00a0", "x", "é"]
+    for _ in range(300):
+        add("synthetic", "".join(rng.choice(parts) + rng.choice(seps) for _ in range(rng.randint(1, 6))))
+    # Characters of recent Unicode versions, where character tables can differ.
+    for c in RECENT_UNICODE:
+        for fmt in ["{}", "a{}b", " {}", "1{}2", "{}{}", "'{}"]:
+            add("unicode", fmt.format(c, c))
     return corpus
+
+
+# Letters, digits and marks of Unicode 13 to 16 (the Go package uses Go's
+# Unicode 15.0 tables).
+RECENT_UNICODE = [
+    "\U0001DF00", "\U0001FAE0", "\U00011F04", "\U0001E4D0", "\U00031350", "\U0002EBF0",
+    "\U0001E030", "\u0CF3", "\U00010EFD", "\U00011F50", "\U0001E4F0", "\U0001FBF0",
+    "\U00016AC0", "\U000105C0", "\U0001E5D0", "\U00016D40", "\u1C89", "\U0001CCF0",
+    "\u2FFC", "\u31E4", "\U00011B00", "\u08CA", "\u0897",
+]
+
+
+# ------------------------------------------------------ synthetic tokenizer
+
+# Added tokens of the synthetic tokenizer: every option of an added token,
+# ids that disagree with the ones Hugging Face assigns, a token that is also
+# in the model vocabulary, an empty and a duplicated content.
+SYNTHETIC_ADDED = [
+    {"id": 0, "content": "<s>", "special": True, "normalized": False},
+    {"id": 1, "content": "</s>", "special": True, "normalized": False},
+    {"id": 500, "content": "<L>", "lstrip": True, "special": True, "normalized": False},
+    {"id": 501, "content": "<R>", "rstrip": True, "special": True, "normalized": False},
+    {"id": 502, "content": "<LR>", "lstrip": True, "rstrip": True, "special": False, "normalized": False},
+    {"id": 503, "content": "sw", "single_word": True, "special": False, "normalized": False},
+    {"id": 504, "content": "é!", "special": False, "normalized": True},
+    {"id": 505, "content": "e\u0301?", "special": False, "normalized": True},
+    {"id": 506, "content": "<n>", "special": True, "normalized": True},
+    {"id": 507, "content": "th", "special": True, "normalized": False},
+    {"id": 508, "content": "a b", "special": False, "normalized": False},
+    {"id": 509, "content": "", "special": True, "normalized": False},
+    {"id": 510, "content": "<L>", "lstrip": True, "special": True, "normalized": False},
+    {"id": 511, "content": "<Lo", "special": False, "normalized": False},
+    {"id": 512, "content": "<LRx>", "special": False, "normalized": False},
+]
+
+SYNTHETIC_STRINGS = [
+    "a <L> b", "a  <L>b", "a\t\n <L>", "<L>", " <L> ", "x<R>  y", "<R>\n\n", "<R>", "<LR>",
+    " \t<LR>\n z", "a <LR> <LR> b", "<L><R><LR>", "<LRx>", "<Lo<L>", "<Lo", "<L<L>",
+    "sw", "a sw b", "asw", "swa", "sw_", "_sw", "sw!", "!sw", "swé", "ésw", "(sw)", "sw sw", "swsw",
+    "1sw", "sw1", " sw\n", "é!", "e\u0301!", "e\u0301?", "é?", "xé!y", "<n>", "a<n>b", "th",
+    "the", "th the", "three", "a b", "a  b", "xa by", "xyz", "xyzxyz", " xyz", "<s>text</s>", "</s>",
+    "12345", "1234567", "the the the", "  the", "\u00a0the", "th\u0301e",
+]
+
+
+def synthetic_tokenizer():
+    """A small byte-level tokenizer.json with every option the Go package supports."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    sym = {b: chr(c) for b, c in zip(bs, cs)}
+    vocab = {sym[b]: b for b in range(256)}
+    merges = []
+
+    def merge(a, b):
+        if a + b not in vocab:
+            vocab[a + b] = len(vocab)
+        merges.append([a, b])
+
+    # Competing merges: "h e" outranks "t h", so "the" is built as t + he.
+    for a, b in [("h", "e"), ("t", "h"), ("t", "he"), ("th", "e"), ("Ġ", "t"), ("Ġt", "he"),
+                 ("Ġ", "Ġ"), ("ĠĠ", "ĠĠ"), ("1", "2"), ("12", "3"), ("a", "n"), ("an", "d"),
+                 ("Ġ", "a"), ("r", "e"), ("th", "re"), ("e", "e"), ("thr", "ee"), ("th", "r"),
+                 ("Ã", "©"), ("w", "o"), ("wo", "r"), ("wor", "d")]:
+        merge(a, b)
+    vocab["xyz"] = len(vocab)  # reachable only through ignore_merges
+    split = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+"
+             r"[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+    added = [dict({"single_word": False, "lstrip": False, "rstrip": False}, **a) for a in SYNTHETIC_ADDED]
+    return {
+        "version": "1.0",
+        "truncation": None,
+        "padding": None,
+        "added_tokens": added,
+        "normalizer": {"type": "Sequence", "normalizers": [{"type": "NFC"}]},
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": split}, "behavior": "Isolated", "invert": False},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False},
+        ]},
+        "post_processor": {"type": "TemplateProcessing",
+            "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}},
+                       {"Sequence": {"id": "A", "type_id": 0}},
+                       {"SpecialToken": {"id": "</s>", "type_id": 0}}],
+            "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+            "special_tokens": {"<s>": {"id": "<s>", "ids": [vocab_size_after(vocab, 0)], "tokens": ["<s>"]},
+                               "</s>": {"id": "</s>", "ids": [vocab_size_after(vocab, 1)], "tokens": ["</s>"]}}},
+        "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
+        "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
+                  "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False,
+                  "ignore_merges": True, "vocab": vocab, "merges": merges},
+    }
+
+
+def vocab_size_after(vocab, k):
+    """The id Hugging Face gives the k-th new added token: ids follow the model's."""
+    return len(vocab) + k
 
 
 # --------------------------------------------------------------------- golden
@@ -337,6 +458,8 @@ class DryRunTokenizer:
 
 def load(tokenizers_dir, name, dry_run):
     path = os.path.join(tokenizers_dir, name, "tokenizer.json")
+    if name == "synthetic":
+        path = SYNTHETIC_PATH
     if dry_run:
         tok = DryRunTokenizer(path)
     else:
@@ -411,7 +534,7 @@ def golden(args):
         version = "dry-run"
     os.makedirs(args.out, exist_ok=True)
     failed = []
-    for name in NAMES:
+    for name in NAMES + ["synthetic"]:
         try:
             golden_one(args, name, corpus, version)
         except Exception:
@@ -450,7 +573,8 @@ def golden_one(args, name, corpus, version):
     rng = random.Random(7)
     specials = [c["text"] for c in corpus if c["kind"] == "special"][:12]
     probe = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|begin_of_text|>",
-             "<|eot_id|>", "<tool_call>", "Ġthe", "hello", "Ġ", "!", "<unk>", ""]
+             "<|eot_id|>", "<tool_call>", "Ġthe", "hello", "Ġ", "!", "<unk>", "",
+             "<s>", "</s>", "<L>", "th", "a b", "é?", "e\u0301?", "é!", "xyz", "<LRx>"]
     out = {
         "tokenizer": name,
         "tokenizers_version": version,
@@ -498,13 +622,19 @@ def bench(args):
             traceback.print_exc()
             continue
         n = len(tok.encode(text, add_special_tokens=False).ids)  # warm the BPE cache
-        reps, start = 0, time.perf_counter()
-        while reps < 3 or time.perf_counter() - start < 5:
-            tok.encode(text, add_special_tokens=False)
-            reps += 1
-        sec = (time.perf_counter() - start) / reps
-        print(f"hf-tokenizers {tokenizers.__version__} {name}: {size / sec / 1e6:.2f} MB/s "
-              f"{n / sec / 1e6:.3f} Mtok/s ({size} bytes, {n} tokens, {reps} runs)", flush=True)
+        passages = text.split("\n\n")
+        runs = {
+            "text": lambda: tok.encode(text, add_special_tokens=False),
+            "passages": lambda: [tok.encode(p, add_special_tokens=False) for p in passages],
+        }
+        for mode, run in runs.items():
+            reps, start = 0, time.perf_counter()
+            while reps < 2 or time.perf_counter() - start < 3:
+                run()
+                reps += 1
+            sec = (time.perf_counter() - start) / reps
+            print(f"hf-tokenizers {tokenizers.__version__} {name}/{mode}: {size / sec / 1e6:.2f} MB/s "
+                  f"{n / sec / 1e6:.3f} Mtok/s ({size} bytes, {n} tokens, {reps} runs)", flush=True)
 
 
 def main():
@@ -517,6 +647,7 @@ def main():
     g.add_argument("--tokenizers", required=True)
     g.add_argument("--out", required=True)
     g.add_argument("--dry-run", action="store_true")
+    sub.add_parser("synthetic", help="write tokenizer/testdata/synthetic/tokenizer.json")
     b = sub.add_parser("bench")
     b.add_argument("--corpus", required=True)
     b.add_argument("--tokenizers", required=True)
@@ -528,6 +659,12 @@ def main():
             json.dump(corpus, f, ensure_ascii=False, indent=0)
             f.write("\n")
         print(f"{len(corpus)} strings -> {args.out}")
+    elif args.cmd == "synthetic":
+        os.makedirs(os.path.dirname(SYNTHETIC_PATH), exist_ok=True)
+        with open(SYNTHETIC_PATH, "w", encoding="utf-8") as f:
+            json.dump(synthetic_tokenizer(), f, ensure_ascii=False, indent=1)
+            f.write("\n")
+        print(f"-> {os.path.normpath(SYNTHETIC_PATH)}")
     elif args.cmd == "golden":
         golden(args)
     else:
