@@ -32,16 +32,6 @@ func init() {
 	}
 }
 
-// byteLevelString returns the byte-level form of raw bytes: one character per byte.
-func byteLevelString(raw string) string {
-	var sb strings.Builder
-	sb.Grow(2 * len(raw))
-	for i := 0; i < len(raw); i++ {
-		sb.WriteRune(byteLevel[raw[i]])
-	}
-	return sb.String()
-}
-
 // fromByteLevel returns the bytes a byte-level token stands for. ok is false
 // when the token holds a character outside the byte-level alphabet.
 func fromByteLevel(token string) (raw string, ok bool) {

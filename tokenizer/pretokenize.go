@@ -99,15 +99,6 @@ func classAt(s string, i int) (r rune, c charClass, n int, ok bool) {
 	return r, c, n, true
 }
 
-// split calls emit with each piece of s in order.
-func (p splitPattern) split(s string, emit func(string)) {
-	for len(s) > 0 {
-		n := p.match(s)
-		emit(s[:n])
-		s = s[n:]
-	}
-}
-
 // match returns the length of the match starting at s[0].
 func (p splitPattern) match(s string) int {
 	if p == gpt2Pattern {
