@@ -159,6 +159,7 @@ struct Site {
 
 struct Thread {
 	void *sp;
+	int stack;     // index of its fiber stack, -1 while it has none
 	unsigned state;
 	unsigned lid, lane, sg;
 	uint3 pos;     // thread_position_in_threadgroup
@@ -196,6 +197,11 @@ struct Group {
 	unsigned tg_base;  // bytes used by arguments
 	void *tg_arg[EMU_MAX_BUFFERS];
 	int tg_decl[MAX_TG_DECLS]; // offset of each in-kernel declaration, -1 until reached
+	// Fiber stacks not in use, the most recently freed (cache-hot) last. A
+	// thread gets one when it starts and gives it back when it returns, so
+	// a kernel without barriers runs every thread on the same stack.
+	int free_stacks[EMU_MAX_THREADS];
+	unsigned nfree;
 };
 
 extern "C" void __emu_swap(void **save, void *load);
@@ -448,7 +454,7 @@ static int run_group(Group *g, uint32_t index) {
 		t->state = RUN;
 		t->matops = 0;
 		t->mats = 0;
-		t->sp = fiber_stack(g->w->stacks + (size_t)i * (g->w->stack_size + g->w->guard_size) + g->w->guard_size + g->w->stack_size);
+		t->stack = -1;
 	}
 	for (;;) {
 		bool ran = false;
@@ -457,10 +463,19 @@ static int run_group(Group *g, uint32_t index) {
 			if (t->state != RUN)
 				continue;
 			ran = true;
+			if (t->stack < 0) {
+				t->stack = g->free_stacks[--g->nfree];
+				size_t slot = (size_t)g->w->stack_size + g->w->guard_size;
+				t->sp = fiber_stack(g->w->stacks + t->stack * slot + slot);
+			}
 			cur = t;
 			__emu_swap(&g->sched_sp, t->sp);
 			if (g->failed)
 				return 1;
+			if (t->state == DONE) {
+				g->free_stacks[g->nfree++] = t->stack;
+				t->stack = -1;
+			}
 		}
 		if (g->live == 0)
 			return 0;
@@ -549,6 +564,9 @@ extern "C" __attribute__((visibility("default"))) int __emu_run(emu_dispatch *d,
 		t->sg = i / 32;
 		t->pos = uint3(i % d->threads[0], i / d->threads[0] % d->threads[1], i / (d->threads[0] * d->threads[1]));
 	}
+	g->nfree = 0;
+	for (int i = (int)g->nthreads - 1; i >= 0; i--)
+		g->free_stacks[g->nfree++] = i;
 	grp = g;
 	cur = 0;
 	uint32_t total = d->groups[0] * d->groups[1] * d->groups[2];
