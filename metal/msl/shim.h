@@ -958,9 +958,15 @@ inline void simdgroup_load(thread simdgroup_matrix<T, C, R> &m, const P *src, ul
 		return;
 	T *d = m.data();
 	src += origin.y * elements_per_row + origin.x;
+	if (transpose) {
+		for (int r = 0; r < 8; r++)
+			for (int c = 0; c < 8; c++)
+				d[r * 8 + c] = (T)src[c * elements_per_row + r];
+		return;
+	}
 	for (int r = 0; r < 8; r++)
 		for (int c = 0; c < 8; c++)
-			d[r * 8 + c] = (T)(transpose ? src[c * elements_per_row + r] : src[r * elements_per_row + c]);
+			d[r * 8 + c] = (T)src[r * elements_per_row + c];
 }
 template <class T, int C, int R, class P>
 inline void simdgroup_store(thread const simdgroup_matrix<T, C, R> &m, P *dst, ulong elements_per_row = C, ulong2 origin = ulong2(0, 0), bool transpose = false) {
@@ -968,9 +974,15 @@ inline void simdgroup_store(thread const simdgroup_matrix<T, C, R> &m, P *dst, u
 		return;
 	const T *d = m.data();
 	dst += origin.y * elements_per_row + origin.x;
+	if (transpose) {
+		for (int r = 0; r < 8; r++)
+			for (int c = 0; c < 8; c++)
+				dst[c * elements_per_row + r] = (P)d[r * 8 + c];
+		return;
+	}
 	for (int r = 0; r < 8; r++)
 		for (int c = 0; c < 8; c++)
-			(transpose ? dst[c * elements_per_row + r] : dst[r * elements_per_row + c]) = (P)d[r * 8 + c];
+			dst[r * elements_per_row + c] = (P)d[r * 8 + c];
 }
 
 typedef float __f8 __attribute__((ext_vector_type(8)));
