@@ -53,15 +53,15 @@ func LoadFile(path string) (*Tokenizer, error) {
 
 // fileJSON is the top level of tokenizer.json.
 type fileJSON struct {
-	Version       *string          `json:"version"`
-	Truncation    json.RawMessage  `json:"truncation"`
-	Padding       json.RawMessage  `json:"padding"`
-	AddedTokens   []addedToken     `json:"added_tokens"`
-	Normalizer    json.RawMessage  `json:"normalizer"`
-	PreTokenizer  json.RawMessage  `json:"pre_tokenizer"`
-	PostProcessor json.RawMessage  `json:"post_processor"`
-	Decoder       json.RawMessage  `json:"decoder"`
-	Model         *json.RawMessage `json:"model"`
+	Version       *string           `json:"version"`
+	Truncation    json.RawMessage   `json:"truncation"`
+	Padding       json.RawMessage   `json:"padding"`
+	AddedTokens   []json.RawMessage `json:"added_tokens"`
+	Normalizer    json.RawMessage   `json:"normalizer"`
+	PreTokenizer  json.RawMessage   `json:"pre_tokenizer"`
+	PostProcessor json.RawMessage   `json:"post_processor"`
+	Decoder       json.RawMessage   `json:"decoder"`
+	Model         *json.RawMessage  `json:"model"`
 }
 
 // component is the part every normalizer, pre-tokenizer, post-processor and
@@ -135,7 +135,11 @@ func parse(data []byte) (*Tokenizer, error) {
 	if err := parseDecoder(f.Decoder); err != nil {
 		return nil, err
 	}
-	if err := t.setAdded(f.AddedTokens); err != nil {
+	added, err := parseAdded(f.AddedTokens)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.setAdded(added); err != nil {
 		return nil, err
 	}
 	if err := t.parsePostProcessor(f.PostProcessor, "post_processor"); err != nil {
@@ -373,6 +377,26 @@ func parseDecoder(raw json.RawMessage) error {
 		return fmt.Errorf("decoder: %s is not supported (only ByteLevel)", typ)
 	}
 	return nil
+}
+
+// parseAdded reads added_tokens, whose entries must have every field.
+func parseAdded(raws []json.RawMessage) ([]addedToken, error) {
+	out := make([]addedToken, len(raws))
+	for i, raw := range raws {
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &fields); err != nil {
+			return nil, fmt.Errorf("added_tokens[%d]: %w", i, err)
+		}
+		for _, k := range []string{"id", "content", "single_word", "lstrip", "rstrip", "normalized", "special"} {
+			if _, ok := fields[k]; !ok {
+				return nil, fmt.Errorf("added_tokens[%d]: missing %q", i, k)
+			}
+		}
+		if err := json.Unmarshal(raw, &out[i]); err != nil {
+			return nil, fmt.Errorf("added_tokens[%d]: %w", i, err)
+		}
+	}
+	return out, nil
 }
 
 // setAdded registers the added tokens, giving them ids as Hugging Face

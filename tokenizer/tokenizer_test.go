@@ -120,7 +120,7 @@ func minimalFile() map[string]any {
 		"truncation": nil,
 		"padding":    nil,
 		"added_tokens": []map[string]any{
-			{"id": 260, "content": "<eos>", "special": true},
+			addedTok(260, "<eos>", "special"),
 		},
 		"normalizer":     map[string]any{"type": "NFC"},
 		"pre_tokenizer":  map[string]any{"type": "ByteLevel", "add_prefix_space": false, "use_regex": true},
@@ -132,6 +132,16 @@ func minimalFile() map[string]any {
 			"merges": []string{"a b", "ab c", "Ġ Ġ", "b c"},
 		},
 	}
+}
+
+// addedTok returns an added_tokens entry with the flags named set.
+func addedTok(id int, content string, flags ...string) map[string]any {
+	a := map[string]any{"id": id, "content": content, "single_word": false, "lstrip": false,
+		"rstrip": false, "normalized": false, "special": false}
+	for _, f := range flags {
+		a[f] = true
+	}
+	return a
 }
 
 func writeJSON(t *testing.T, dir, name string, v any) {
@@ -214,6 +224,7 @@ func TestLoadRefusesWithFieldName(t *testing.T) {
 			}}
 		}, `post_processor.single[0]: special token "<s>" not in special_tokens`},
 		{"version", func(f map[string]any) { f["version"] = "2.0" }, `version "2.0"`},
+		{"added token field missing", func(f map[string]any) { delete(f["added_tokens"].([]map[string]any)[0], "lstrip") }, `added_tokens[0]: missing "lstrip"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -321,7 +332,7 @@ func TestAddedTokenFlags(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tok, err := loadMinimal(t, func(f map[string]any) {
-				a := map[string]any{"id": m, "content": "<m>", "special": false}
+				a := addedTok(m, "<m>")
 				for k, v := range tt.token {
 					a[k] = v
 				}
@@ -337,7 +348,9 @@ func TestAddedTokenFlags(t *testing.T) {
 	}
 	for _, normalized := range []bool{false, true} {
 		tok, err := loadMinimal(t, func(f map[string]any) {
-			f["added_tokens"] = []map[string]any{{"id": 260, "content": "é!", "normalized": normalized}}
+			a := addedTok(260, "é!")
+			a["normalized"] = normalized
+			f["added_tokens"] = []map[string]any{a}
 		}, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -375,9 +388,9 @@ func TestIgnoreMerges(t *testing.T) {
 func TestPostProcessorAndConfig(t *testing.T) {
 	template := func(f map[string]any) {
 		f["added_tokens"] = []map[string]any{
-			{"id": 260, "content": "<s>", "special": true},
-			{"id": 261, "content": "</s>", "special": true},
-			{"id": 262, "content": "<pad>", "special": true},
+			addedTok(260, "<s>", "special"),
+			addedTok(261, "</s>", "special"),
+			addedTok(262, "<pad>", "special"),
 		}
 		f["post_processor"] = map[string]any{"type": "Sequence", "processors": []any{
 			map[string]any{"type": "ByteLevel"},
@@ -416,7 +429,7 @@ func TestPostProcessorAndConfig(t *testing.T) {
 
 	// add_bos_token puts BOS first where the post-processor does not.
 	withBOS := func(f map[string]any) {
-		f["added_tokens"] = []map[string]any{{"id": 260, "content": "<s>", "special": true}}
+		f["added_tokens"] = []map[string]any{addedTok(260, "<s>", "special")}
 	}
 	tok, err = loadMinimal(t, withBOS, map[string]any{"bos_token": "<s>", "add_bos_token": true})
 	if err != nil {
@@ -469,8 +482,8 @@ func TestRealConfigs(t *testing.T) {
 func TestAddedTokenIDs(t *testing.T) {
 	tok, err := loadMinimal(t, func(f map[string]any) {
 		f["added_tokens"] = []map[string]any{
-			{"id": 999, "content": "ab", "special": true},
-			{"id": 7, "content": "<x>", "special": true},
+			addedTok(999, "ab", "special"),
+			addedTok(7, "<x>", "special"),
 		}
 	}, nil)
 	if err != nil {
