@@ -6,7 +6,9 @@
 // Supported tokenizer.json parts: a BPE model (merges as "a b" strings or
 // ["a", "b"] pairs, ignore_merges); an NFC normalizer, alone or in a
 // Sequence; a ByteLevel pre-tokenizer, alone or after Split pre-tokenizers
-// whose expression is one of the families' (see splitPatterns); added tokens
+// whose expression is Qwen2's or Llama 3's (matched by hand-written scanners
+// with Unicode 16.0 letter and number classes, as Hugging Face's regular
+// expression engine has them); added tokens
 // with their special, lstrip, rstrip, normalized and single_word flags; the
 // ByteLevel and TemplateProcessing post-processors, alone or in a Sequence;
 // the ByteLevel decoder. Anything else (WordPiece or Unigram models, other
