@@ -313,3 +313,17 @@ func TestDemoRequestBeatsBaseline(t *testing.T) {
 		t.Errorf("demo reply %+v\n%s", rep, out.String())
 	}
 }
+
+func TestOneLine(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{" Ilse Marrow\n", "Ilse Marrow"},
+		{"", `""`},
+		{"a\x15b\xffc \u00e9", "a?b?c \u00e9"},
+		{strings.Repeat("x", 50), strings.Repeat("x", 40) + "..."},
+	}
+	for _, tt := range tests {
+		if got := oneLine(tt.in); got != tt.want {
+			t.Errorf("oneLine(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"unicode"
+	"unicode/utf8"
 
 	gozmq "github.com/go-zeromq/zmq4"
 )
@@ -85,8 +87,15 @@ func printDemo(w io.Writer, req *Request, rep *Reply) {
 		float64(rep.BaselineAccuracy), float64(rep.AdapterAccuracy), float64(rep.AdapterGain))
 }
 
-// oneLine shows a generated answer on one short line.
+// oneLine shows a generated answer on one short line of printable
+// characters (an untrained model's bytes are shown as '?').
 func oneLine(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r == utf8.RuneError || !unicode.IsPrint(r) && !unicode.IsSpace(r) {
+			return '?'
+		}
+		return r
+	}, s)
 	s = strings.Join(strings.Fields(s), " ")
 	if r := []rune(s); len(r) > 40 {
 		s = string(r[:40]) + "..."
