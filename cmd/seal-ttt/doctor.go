@@ -20,7 +20,7 @@ func init() {
 func runDoctor(args []string) error {
 	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: seal-ttt doctor\n\nPrints the Metal device, compiles the kernel library with safe math, runs\nevery kernel against its Go reference over a set of shapes and prints a\ntable. Exits with status 0 only if every check passes.")
+		fmt.Fprintln(fs.Output(), "usage: seal-ttt doctor\n\nPrints the Metal device, compiles the kernel library with safe math, runs\nevery kernel against its Go reference over a set of shapes and prints a\ntable, then reports behaviours the emulator assumes (probes). Exits with\nstatus 0 only if every check passes.")
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -73,6 +73,26 @@ func doctor(w io.Writer) error {
 		}
 	}
 	tw.Flush()
+
+	// Behaviours kernels avoid depending on: reported so the emulator can
+	// follow the GPU. They do not decide the exit status.
+	probes, err := check.Probes(dev)
+	if err != nil {
+		fmt.Fprintf(w, "\nprobes: %v\n", err)
+		failed++
+	} else {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+		fmt.Fprintln(tw, "PROBE\tDEVICE\tEMULATOR\t")
+		for _, p := range probes {
+			note := ""
+			if p.Device != p.Emulator {
+				note = "differs: the emulator should follow the device"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Name, p.Device, p.Emulator, note)
+		}
+		tw.Flush()
+	}
 	if failed > 0 {
 		return fmt.Errorf("%d of %d checks failed", failed, len(cases))
 	}

@@ -18,6 +18,9 @@ func TestDoctor(t *testing.T) {
 	if n := strings.Count(got, " pass "); n != len(check.Cases()) {
 		t.Errorf("%d passing rows, want %d:\n%s", n, len(check.Cases()), got)
 	}
+	if !strings.Contains(got, "PROBE") || !strings.Contains(got, "simd_shuffle_down past the last lane") {
+		t.Errorf("no probes in:\n%s", got)
+	}
 	if !strings.Contains(got, "family:  Apple") {
 		t.Errorf("no device family in:\n%s", got)
 	}

@@ -1,0 +1,33 @@
+//go:build !darwin
+
+package check_test
+
+import (
+	"testing"
+
+	"github.com/goseal/ttt/kernels/check"
+	"github.com/goseal/ttt/metal"
+	"github.com/goseal/ttt/metal/msl"
+)
+
+// TestProbesOnEmulator checks that the emulator behaves as the probes say
+// it does, and that the probe kernel passes the strict check.
+func TestProbesOnEmulator(t *testing.T) {
+	dev, err := metal.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	ps, err := check.Probes(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ps {
+		if p.Device != p.Emulator {
+			t.Errorf("%s: the emulator gives %q, the probe says it assumes %q", p.Name, p.Device, p.Emulator)
+		}
+	}
+	if err := msl.Check(check.ProbeSource()); err != nil {
+		t.Error(err)
+	}
+}
