@@ -184,6 +184,10 @@ type Library struct {
 
 	mu    sync.Mutex
 	pipes map[string]*Pipeline
+
+	// use is held for reading while a dispatch runs, so Release cannot
+	// unload the code under it.
+	use sync.RWMutex
 }
 
 // NewLibrary compiles MSL source. Compile errors carry clang's text, with
@@ -233,6 +237,9 @@ func (l *Library) sym(name string) unsafe.Pointer {
 func (l *Library) Pipeline(function string) (*Pipeline, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.handle == nil {
+		return nil, fmt.Errorf("metal: Pipeline(%q) on a released library", function)
+	}
 	if p, ok := l.pipes[function]; ok {
 		return p, nil
 	}
@@ -249,8 +256,11 @@ func (l *Library) Pipeline(function string) (*Pipeline, error) {
 	return p, nil
 }
 
-// Release unloads the library. Its pipelines must not be used afterwards.
+// Release unloads the library once no dispatch of it is running.
+// Dispatches of its pipelines that run later fail.
 func (l *Library) Release() {
+	l.use.Lock()
+	defer l.use.Unlock()
 	if l.handle != nil {
 		C.dlclose(l.handle)
 		l.handle = nil
@@ -427,6 +437,8 @@ func (dev *Device) execute(cmd *dispatch) error {
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("metal: kernel %q: %s", k.Name, fmt.Sprintf(format, args...))
 	}
+	cmd.pipe.lib.use.RLock()
+	defer cmd.pipe.lib.use.RUnlock()
 	if cmd.pipe.lib.handle == nil {
 		return fail("its library was released")
 	}

@@ -387,6 +387,22 @@ kernel void inc(device float* x [[buffer(0)]], uint i [[thread_position_in_grid]
 			t.Fatalf("x[%d] = %v, want 63", i, v)
 		}
 	}
+
+	// A dispatch of a released library fails instead of running.
+	cb, _ := d.NewCommandBuffer()
+	e := cb.Encoder()
+	e.SetPipeline(p)
+	e.SetBuffer(0, buf, 0)
+	e.Dispatch(metal.Size{X: 1}, metal.Size{X: 1})
+	e.End()
+	lib.Release()
+	cb.Commit()
+	if err := cb.Wait(); err == nil || !strings.Contains(err.Error(), "library was released") {
+		t.Errorf("dispatch after Release: got %v", err)
+	}
+	if _, err := lib.Pipeline("inc"); err == nil {
+		t.Error("Pipeline after Release: no error")
+	}
 }
 
 func TestHalfMatrixAndAtomics(t *testing.T) {
