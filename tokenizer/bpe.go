@@ -23,10 +23,11 @@ type mergeRule struct {
 }
 
 // Words longer than maxCachedWord bytes are not cached, and the cache is
-// emptied when it reaches maxCacheEntries, which bounds its memory.
+// emptied when it reaches maxCacheEntries, which bounds its memory to a few
+// MB whatever the text.
 const (
-	maxCachedWord   = 256
-	maxCacheEntries = 1 << 16
+	maxCachedWord   = 128
+	maxCacheEntries = 1 << 14
 )
 
 func pairKey(a, b int32) uint64 { return uint64(uint32(a))<<32 | uint64(uint32(b)) }
@@ -36,8 +37,11 @@ func (m *bpe) encode(word string, dst []int) []int {
 	if len(word) == 0 {
 		return dst
 	}
-	if len(word) == 1 {
-		return append(dst, int(m.byteID[word[0]]))
+	if len(word) == 1 || len(m.merges) == 0 {
+		for i := 0; i < len(word); i++ {
+			dst = append(dst, int(m.byteID[word[i]]))
+		}
+		return dst
 	}
 	if m.ignoreMerges {
 		if id, ok := m.words[word]; ok {
