@@ -117,7 +117,8 @@ func runServe(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	var c cycleFlags
 	c.register(fs, server.DefaultConfig(), "auto")
-	port := fs.Int("zmq_port", 5555, "TCP port of the ZeroMQ REP socket (tcp://*:PORT)")
+	port := fs.Int("zmq_port", 5555, "TCP port of the ZeroMQ REP socket")
+	host := fs.String("zmq_host", "*", "address to bind: * (every interface, as SEAL's server) or e.g. 127.0.0.1 (this machine only)")
 	vllm := fs.String("vllm_api_url", "", "accepted for compatibility with SEAL's launch scripts; not used (generation runs in this process)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -139,7 +140,7 @@ func runServe(args []string) error {
 	if err != nil {
 		return err
 	}
-	sock, err := server.Listen(fmt.Sprintf("tcp://*:%d", *port))
+	sock, err := server.Listen(fmt.Sprintf("tcp://%s:%d", *host, *port))
 	if err != nil {
 		return err
 	}
