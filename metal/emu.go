@@ -235,6 +235,8 @@ func (l *Library) sym(name string) unsafe.Pointer {
 // Pipeline returns the compute pipeline of a kernel function by its host
 // name.
 func (l *Library) Pipeline(function string) (*Pipeline, error) {
+	l.use.RLock()
+	defer l.use.RUnlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.handle == nil {
