@@ -19,6 +19,9 @@ import (
 	"time"
 
 	gozmq "github.com/go-zeromq/zmq4"
+
+	"github.com/goseal/ttt/nn"
+	"github.com/goseal/ttt/tokenizer"
 )
 
 // clientTimeout bounds every wait of a test client for a reply.
@@ -290,39 +293,57 @@ func TestSEALClient(t *testing.T) {
 // resident set after 200 small requests (each from a new client, as SEAL's
 // clients connect) is within 10% of that after 20.
 func TestMemoryFlat(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("reads the resident set size from /proc")
-	}
 	forEachTransport(t, func(t *testing.T, transport string) {
 		h, _ := newHandler(t)
 		endpoint, _ := startServer(t, transport, h)
-		req := []byte(twoFacts + `}`)
-		var rss20, rss200 int
-		var g20, g200 int
-		for i := 1; i <= 200; i++ {
-			if _, err := roundTrip(context.Background(), endpoint, req); err != nil {
-				t.Fatalf("request %d: %v", i, err)
-			}
-			if i == 20 || i == 200 {
-				time.Sleep(100 * time.Millisecond) // let closed connections wind down
-				debug.FreeOSMemory()
-				rss, g := residentKB(t), runtime.NumGoroutine()
-				if i == 20 {
-					rss20, g20 = rss, g
-				} else {
-					rss200, g200 = rss, g
-				}
-			}
-		}
-		t.Logf("%s: RSS after 20 requests %d KiB, after 200 %d KiB (%+.1f%%); goroutines %d, %d",
-			transport, rss20, rss200, 100*float64(rss200-rss20)/float64(rss20), g20, g200)
-		if float64(rss200) > 1.1*float64(rss20) {
-			t.Errorf("RSS grew from %d KiB to %d KiB", rss20, rss200)
-		}
-		if g200 > g20+5 {
-			t.Errorf("goroutines grew from %d to %d", g20, g200)
-		}
+		checkMemoryFlat(t, endpoint, []byte(twoFacts+`}`))
 	})
+}
+
+// TestMemoryFlatBuiltinModel is TestMemoryFlat with the built-in model, so
+// that every request really trains, uses and drops an adapter.
+func TestMemoryFlatBuiltinModel(t *testing.T) {
+	e, err := NewEngine(nn.Builtin(nn.CPU{}), tokenizer.Bytes(), "builtin", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.MaxSeqLength, cfg.MaxTokens, cfg.Padding = 32, 4, "longest"
+	h := &Handler{Model: e, Grader: ContainsGrader{}, Config: cfg}
+	endpoint, _ := startServer(t, DefaultTransport, h)
+	checkMemoryFlat(t, endpoint, []byte(`{"train_sequences": ["Ada lives in Brindle."],
+		"eval_questions": [{"question": "Where does Ada live?", "answer": "Brindle"}],
+		"lora_rank": 4, "lora_alpha": 8, "finetune_epochs": 1}`))
+}
+
+// checkMemoryFlat sends 200 requests to endpoint, each from a new client as
+// SEAL's clients connect, and fails if the resident set after 200 is more
+// than 10% above that after 20, or goroutines accumulate.
+func checkMemoryFlat(t *testing.T, endpoint string, req []byte) {
+	if runtime.GOOS != "linux" {
+		t.Skip("reads the resident set size from /proc")
+	}
+	var rss, goroutines [2]int
+	for i := 1; i <= 200; i++ {
+		reply, err := roundTrip(context.Background(), endpoint, req)
+		if err != nil || !strings.HasPrefix(string(reply), `{"baseline_accuracy"`) {
+			t.Fatalf("request %d: %s (%v)", i, reply, err)
+		}
+		if i == 20 || i == 200 {
+			time.Sleep(100 * time.Millisecond) // let closed connections wind down
+			debug.FreeOSMemory()
+			k := i / 200
+			rss[k], goroutines[k] = residentKB(t), runtime.NumGoroutine()
+		}
+	}
+	t.Logf("RSS after 20 requests %d KiB, after 200 %d KiB (%+.1f%%); goroutines %d, %d",
+		rss[0], rss[1], 100*float64(rss[1]-rss[0])/float64(rss[0]), goroutines[0], goroutines[1])
+	if float64(rss[1]) > 1.1*float64(rss[0]) {
+		t.Errorf("RSS grew from %d KiB to %d KiB", rss[0], rss[1])
+	}
+	if goroutines[1] > goroutines[0]+5 {
+		t.Errorf("goroutines grew from %d to %d", goroutines[0], goroutines[1])
+	}
 }
 
 // residentKB reads this process's resident set size.
