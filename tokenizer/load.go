@@ -315,6 +315,9 @@ func parsePreTokenizer(raw json.RawMessage) ([]splitPattern, error) {
 		steps = c.Pretokenizers
 		field = "pre_tokenizer.pretokenizers"
 	}
+	if len(steps) == 0 {
+		return nil, errors.New("pre_tokenizer.pretokenizers: empty; a ByteLevel pre-tokenizer is required")
+	}
 	var patterns []splitPattern
 	for i, step := range steps {
 		name := field
@@ -330,6 +333,8 @@ func parsePreTokenizer(raw json.RawMessage) ([]splitPattern, error) {
 		}
 		last := i == len(steps)-1
 		switch {
+		case last && s.Type != "ByteLevel":
+			return nil, fmt.Errorf("%s.type: %q is not supported here; the last pre-tokenizer must be ByteLevel", name, s.Type)
 		case s.Type == "ByteLevel" && !last:
 			return nil, fmt.Errorf("%s: ByteLevel must be the last pre-tokenizer", name)
 		case s.Type == "ByteLevel":
@@ -352,14 +357,9 @@ func parsePreTokenizer(raw json.RawMessage) ([]splitPattern, error) {
 				return nil, fmt.Errorf("%s: behavior %q, invert %v is not supported (only Isolated, false)", name, s.Behavior, s.Invert)
 			}
 			patterns = append(patterns, p)
-		case last:
-			return nil, fmt.Errorf("%s.type: %q is not supported; the last pre-tokenizer must be ByteLevel", name, s.Type)
 		default:
 			return nil, fmt.Errorf("%s.type: %q is not supported (only Split and ByteLevel)", name, s.Type)
 		}
-	}
-	if len(steps) == 0 {
-		return nil, errors.New("pre_tokenizer.pretokenizers: empty; a ByteLevel pre-tokenizer is required")
 	}
 	return patterns, nil
 }

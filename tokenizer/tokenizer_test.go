@@ -212,6 +212,14 @@ func TestLoadRefusesWithFieldName(t *testing.T) {
 			}}
 		}, "pre_tokenizer.pretokenizers[0]: ByteLevel must be the last"},
 		{"metaspace", func(f map[string]any) { f["pre_tokenizer"] = map[string]any{"type": "Metaspace"} }, `pre_tokenizer.type: "Metaspace" is not supported`},
+		{"split without byte level", func(f map[string]any) {
+			f["pre_tokenizer"] = map[string]any{"type": "Sequence", "pretokenizers": []any{
+				map[string]any{"type": "Split", "pattern": map[string]any{"Regex": `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`}, "behavior": "Isolated"},
+			}}
+		}, `pre_tokenizer.pretokenizers[0].type: "Split" is not supported here`},
+		{"empty sequence", func(f map[string]any) {
+			f["pre_tokenizer"] = map[string]any{"type": "Sequence", "pretokenizers": []any{}}
+		}, "pre_tokenizer.pretokenizers: empty"},
 		{"no decoder", func(f map[string]any) { f["decoder"] = nil }, "decoder: null is not supported"},
 		{"wordpiece decoder", func(f map[string]any) { f["decoder"] = map[string]any{"type": "WordPiece"} }, `decoder: "WordPiece"`},
 		{"bert processor", func(f map[string]any) { f["post_processor"] = map[string]any{"type": "BertProcessing"} }, `post_processor.type: "BertProcessing"`},
