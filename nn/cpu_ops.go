@@ -167,11 +167,10 @@ func RoPE(x, table []float32, pos []int32, rows, cols, headDim int, inverse bool
 // key/value heads of headDim each.
 type AttnShape struct{ Heads, KVHeads, HeadDim int }
 
-// Attention computes, for every segment, head and query, the causal softmax
-// attention of q (rows × heads·headDim) over k and v (rows × kvHeads·headDim),
-// query head h reading key/value head h/(heads/kvHeads). lse, when not nil,
-// receives each (row, head)'s log-sum-exp of the scaled scores (rows × heads).
-func Attention(out, lse, q, k, v []float32, segs []Segment, s AttnShape) {
+// attentionRows is Attention computed query by query (one dot product per
+// key): the plain form, used for short segments (decoding) and as the
+// reference of the blocked form.
+func attentionRows(out, lse, q, k, v []float32, segs []Segment, s AttnShape) {
 	qc, kc, d := s.Heads*s.HeadDim, s.KVHeads*s.HeadDim, s.HeadDim
 	group := s.Heads / s.KVHeads
 	scale := float32(1 / math.Sqrt(float64(d)))
@@ -217,10 +216,8 @@ func Attention(out, lse, q, k, v []float32, segs []Segment, s AttnShape) {
 	})
 }
 
-// AttentionBackward sets dq, dk and dv to the gradients of Attention for
-// output gradient dout, recomputing the probabilities from q, k and the saved
-// lse. Rows of padding keys get zero gradients.
-func AttentionBackward(dq, dk, dv, dout, out, lse, q, k, v []float32, segs []Segment, s AttnShape) {
+// attentionRowsBackward is AttentionBackward computed query by query.
+func attentionRowsBackward(dq, dk, dv, dout, out, lse, q, k, v []float32, segs []Segment, s AttnShape) {
 	qc, kc, d := s.Heads*s.HeadDim, s.KVHeads*s.HeadDim, s.HeadDim
 	group := s.Heads / s.KVHeads
 	scale := float32(1 / math.Sqrt(float64(d)))
