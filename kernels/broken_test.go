@@ -40,8 +40,8 @@ func TestBrokenKernels(t *testing.T) {
 		{
 			name:    "off-by-one store",
 			file:    "matmul.metal",
-			old:     `if (gi < p.m && gj < p.n) {`,
-			new:     `if (gi <= p.m && gj < p.n) {`,
+			old:     `if (gi < m && gj < n) {`,
+			new:     `if (gi <= m && gj < n) {`,
 			family:  "matmul",
 			wantErr: "out-of-bounds access to buffer 2 (c)",
 		},

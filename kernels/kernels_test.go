@@ -80,11 +80,12 @@ func benchMatMul(b *testing.B, dt kernels.DType, m, n, k int, transB bool) {
 	b.ReportMetric(2*float64(m)*float64(n)*float64(k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 }
 
-func BenchmarkMatMul256F32(b *testing.B)       { benchMatMul(b, kernels.F32, 256, 256, 256, false) }
-func BenchmarkMatMul256BF16(b *testing.B)      { benchMatMul(b, kernels.BF16, 256, 256, 256, true) }
-func BenchmarkMatMul128x1024BF16(b *testing.B) { benchMatMul(b, kernels.BF16, 128, 1024, 1024, true) }
-func BenchmarkMatVec4096BF16(b *testing.B)     { benchMatMul(b, kernels.BF16, 1, 4096, 4096, true) }
-func BenchmarkMatVec4096NF16(b *testing.B)     { benchMatMul(b, kernels.F16, 1, 4096, 4096, false) }
+func BenchmarkMatMul256F32(b *testing.B)        { benchMatMul(b, kernels.F32, 256, 256, 256, false) }
+func BenchmarkMatMul256BF16(b *testing.B)       { benchMatMul(b, kernels.BF16, 256, 256, 256, true) }
+func BenchmarkMatMul128x1024BF16(b *testing.B)  { benchMatMul(b, kernels.BF16, 128, 1024, 1024, true) }
+func BenchmarkMatMul128x64x64BF16(b *testing.B) { benchMatMul(b, kernels.BF16, 128, 64, 64, true) }
+func BenchmarkMatVec4096BF16(b *testing.B)      { benchMatMul(b, kernels.BF16, 1, 4096, 4096, true) }
+func BenchmarkMatVec4096NF16(b *testing.B)      { benchMatMul(b, kernels.F16, 1, 4096, 4096, false) }
 
 func BenchmarkRMSNorm128x4096(b *testing.B) {
 	d, l := library(b)

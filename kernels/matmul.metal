@@ -30,6 +30,8 @@ kernel void matmul(device const float* a [[buffer(0)]],
 	threadgroup float bs[TK * TN];   // op(b) tile, row-major
 	threadgroup float cs[TM * TN];   // the result, before the ragged-edge store
 
+	const uint m = p.m, n = p.n, k = p.k;
+	const bool trans_a = p.trans_a, trans_b = p.trans_b;
 	const uint row0 = group.y * TM, col0 = group.x * TN;
 	const uint sm = (sg / 2) * 16, sn = (sg % 2) * 16;
 
@@ -38,26 +40,26 @@ kernel void matmul(device const float* a [[buffer(0)]],
 		for (uint j = 0; j < 2; j++)
 			acc[i][j] = make_filled_simdgroup_matrix<float, 8, 8>(0.0f);
 
-	for (uint k0 = 0; k0 < p.k; k0 += TK) {
+	for (uint k0 = 0; k0 < k; k0 += TK) {
 		// Stage the tiles, zero-padded past the edges. The index order
 		// follows the storage order so neighbouring threads read
 		// neighbouring addresses.
 		for (uint e = tid; e < TM * TK; e += MM_THREADS) {
-			uint r = p.trans_a ? e % TM : e / TK;
-			uint q = p.trans_a ? e / TM : e % TK;
+			uint r = trans_a ? e % TM : e / TK;
+			uint q = trans_a ? e / TM : e % TK;
 			uint gi = row0 + r, gq = k0 + q;
 			float v = 0.0f;
-			if (gi < p.m && gq < p.k)
-				v = p.trans_a ? a[gq * p.m + gi] : a[gi * p.k + gq];
+			if (gi < m && gq < k)
+				v = trans_a ? a[gq * m + gi] : a[gi * k + gq];
 			as[r * TK + q] = v;
 		}
 		for (uint e = tid; e < TK * TN; e += MM_THREADS) {
-			uint q = p.trans_b ? e % TK : e / TN;
-			uint s = p.trans_b ? e / TK : e % TN;
+			uint q = trans_b ? e % TK : e / TN;
+			uint s = trans_b ? e / TK : e % TN;
 			uint gq = k0 + q, gj = col0 + s;
 			float v = 0.0f;
-			if (gq < p.k && gj < p.n)
-				v = widen(p.trans_b ? b[gj * p.k + gq] : b[gq * p.n + gj]);
+			if (gq < k && gj < n)
+				v = widen(trans_b ? b[gj * k + gq] : b[gq * n + gj]);
 			bs[q * TN + s] = v;
 		}
 		threadgroup_barrier(mem_flags::mem_threadgroup);
@@ -83,9 +85,9 @@ kernel void matmul(device const float* a [[buffer(0)]],
 	for (uint e = tid; e < TM * TN; e += MM_THREADS) {
 		uint r = e / TN, s = e % TN;
 		uint gi = row0 + r, gj = col0 + s;
-		if (gi < p.m && gj < p.n) {
+		if (gi < m && gj < n) {
 			float v = cs[r * TN + s];
-			c[gi * p.n + gj] = p.accumulate ? c[gi * p.n + gj] + v : v;
+			c[gi * n + gj] = p.accumulate ? c[gi * n + gj] + v : v;
 		}
 	}
 }

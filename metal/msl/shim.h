@@ -165,6 +165,7 @@ struct Thread {
 	uint3 pos;     // thread_position_in_threadgroup
 	Site site;     // where it waits
 	unsigned flags;
+	struct Simd *simd;       // its SIMD group
 	unsigned matops;         // simdgroup-matrix operations done by this lane
 	unsigned long long mats; // simdgroup-matrix slots in use by this lane
 };
@@ -202,6 +203,7 @@ struct Group {
 	// a kernel without barriers runs every thread on the same stack.
 	int free_stacks[EMU_MAX_THREADS];
 	unsigned nfree;
+	Thread *done; // a thread that returned, whose stack is still to be freed
 };
 
 extern "C" void __emu_swap(void **save, void *load);
@@ -209,7 +211,36 @@ extern "C" void __emu_swap(void **save, void *load);
 static __thread Thread *cur __attribute__((tls_model("initial-exec")));
 static __thread Group *grp __attribute__((tls_model("initial-exec")));
 
-static inline void block() { __emu_swap(&cur->sp, grp->sched_sp); }
+void *fiber_stack(char *top);
+
+// to_sched leaves the current fiber for the scheduler.
+static inline void to_sched() { __emu_swap(&cur->sp, grp->sched_sp); }
+
+// give_stack gives thread t, which has not started, a fiber stack.
+static inline void give_stack(Group *g, Thread *t) {
+	t->stack = g->free_stacks[--g->nfree];
+	size_t slot = (size_t)g->w->stack_size + g->w->guard_size;
+	t->sp = fiber_stack(g->w->stacks + t->stack * slot + slot);
+}
+
+// block suspends the current fiber and passes control straight to the next
+// runnable thread of the group, or to the scheduler when there is none
+// after it: one context switch per hand-over instead of two.
+static inline void block() {
+	Group *g = grp;
+	Thread *t = cur;
+	for (unsigned j = t->lid + 1; j < g->nthreads; j++) {
+		Thread *n = &g->threads[j];
+		if (n->state != RUN)
+			continue;
+		if (n->stack < 0)
+			give_stack(g, n);
+		cur = n;
+		__emu_swap(&t->sp, n->sp);
+		return;
+	}
+	to_sched();
+}
 
 // fail records an error for the dispatch and leaves the fiber for good.
 [[noreturn]] static void fail_msg() {
@@ -221,7 +252,7 @@ static inline void block() { __emu_swap(&cur->sp, grp->sched_sp); }
 		grp->w->where_thread[i] = cur->pos[i];
 	}
 	for (;;)
-		block();
+		to_sched();
 }
 
 } // namespace __emu
@@ -350,8 +381,10 @@ extern "C" void __emu_fiber_start(void) {
 				         t->pos.x, t->pos.y, t->pos.z, o->pos.x, o->pos.y, o->pos.z, o->site.file, o->site.line);
 		}
 	}
+	// The scheduler takes the stack back: this fiber is still on it.
+	g->done = t;
 	for (;;)
-		block();
+		to_sched();
 }
 
 #if defined(__x86_64__)
@@ -377,7 +410,7 @@ __asm__(".text\n"
         "	ret\n"
         ".size __emu_swap, .-__emu_swap\n");
 // fiber_stack prepares a stack whose first switch enters __emu_fiber_start.
-static void *fiber_stack(char *top) {
+void *__emu::fiber_stack(char *top) {
 	void **sp = (void **)top;
 	*--sp = 0;                          // return address of __emu_fiber_start (never used)
 	*--sp = (void *)__emu_fiber_start; // popped by ret
@@ -419,7 +452,7 @@ __asm__(".text\n"
         "	add sp, sp, #160\n"
         "	ret\n"
         ".size __emu_swap, .-__emu_swap\n");
-static void *fiber_stack(char *top) {
+void *__emu::fiber_stack(char *top) {
 	void **sp = (void **)(top - 160);
 	for (int i = 0; i < 20; i++)
 		sp[i] = 0;
@@ -463,18 +496,16 @@ static int run_group(Group *g, uint32_t index) {
 			if (t->state != RUN)
 				continue;
 			ran = true;
-			if (t->stack < 0) {
-				t->stack = g->free_stacks[--g->nfree];
-				size_t slot = (size_t)g->w->stack_size + g->w->guard_size;
-				t->sp = fiber_stack(g->w->stacks + t->stack * slot + slot);
-			}
+			if (t->stack < 0)
+				give_stack(g, t);
 			cur = t;
 			__emu_swap(&g->sched_sp, t->sp);
 			if (g->failed)
 				return 1;
-			if (t->state == DONE) {
-				g->free_stacks[g->nfree++] = t->stack;
-				t->stack = -1;
+			if (Thread *d = g->done) {
+				g->free_stacks[g->nfree++] = d->stack;
+				d->stack = -1;
+				g->done = 0;
 			}
 		}
 		if (g->live == 0)
@@ -562,9 +593,11 @@ extern "C" __attribute__((visibility("default"))) int __emu_run(emu_dispatch *d,
 		t->lid = i;
 		t->lane = i % 32;
 		t->sg = i / 32;
+		t->simd = &g->simds[t->sg];
 		t->pos = uint3(i % d->threads[0], i / d->threads[0] % d->threads[1], i / (d->threads[0] * d->threads[1]));
 	}
 	g->nfree = 0;
+	g->done = 0;
 	for (int i = (int)g->nthreads - 1; i >= 0; i--)
 		g->free_stacks[g->nfree++] = i;
 	grp = g;
@@ -897,11 +930,11 @@ inline bool simd_is_first(EMU_SITE) {
 // first lane to reach the n-th operation performs it, the others skip it.
 
 namespace __mat {
-inline __emu::Simd *simd() { return &__emu::grp->simds[__emu::cur->sg]; }
-inline bool first() {
-	__emu::Simd *s = simd();
-	if (++__emu::cur->matops > s->matdone) {
-		s->matdone = __emu::cur->matops;
+inline __emu::Simd *simd() { return __emu::cur->simd; }
+__attribute__((always_inline)) inline bool first() {
+	__emu::Thread *t = __emu::cur;
+	if (++t->matops > t->simd->matdone) {
+		t->simd->matdone = t->matops;
 		return true;
 	}
 	return false;
@@ -953,9 +986,7 @@ template <class T, int C, int R> inline simdgroup_matrix<T, C, R> make_filled_si
 // still to be confirmed on a GPU (seal-ttt doctor); kernels pass offset
 // pointers and no transpose.
 template <class T, int C, int R, class P>
-inline void simdgroup_load(thread simdgroup_matrix<T, C, R> &m, const P *src, ulong elements_per_row = C, ulong2 origin = ulong2(0, 0), bool transpose = false) {
-	if (!__mat::first())
-		return;
+__attribute__((noinline)) void __load(thread simdgroup_matrix<T, C, R> &m, const P *src, ulong elements_per_row, ulong2 origin, bool transpose) {
 	T *d = m.data();
 	src += origin.y * elements_per_row + origin.x;
 	if (transpose) {
@@ -968,10 +999,16 @@ inline void simdgroup_load(thread simdgroup_matrix<T, C, R> &m, const P *src, ul
 		for (int c = 0; c < 8; c++)
 			d[r * 8 + c] = (T)src[r * elements_per_row + c];
 }
+// The lanes that skip an operation only count it: the check is inlined,
+// the work is not.
 template <class T, int C, int R, class P>
-inline void simdgroup_store(thread const simdgroup_matrix<T, C, R> &m, P *dst, ulong elements_per_row = C, ulong2 origin = ulong2(0, 0), bool transpose = false) {
-	if (!__mat::first())
-		return;
+__attribute__((always_inline)) inline void simdgroup_load(thread simdgroup_matrix<T, C, R> &m, const P *src, ulong elements_per_row = C,
+                                                          ulong2 origin = ulong2(0, 0), bool transpose = false) {
+	if (__mat::first())
+		__load(m, src, elements_per_row, origin, transpose);
+}
+template <class T, int C, int R, class P>
+__attribute__((noinline)) void __store(thread const simdgroup_matrix<T, C, R> &m, P *dst, ulong elements_per_row, ulong2 origin, bool transpose) {
 	const T *d = m.data();
 	dst += origin.y * elements_per_row + origin.x;
 	if (transpose) {
@@ -985,14 +1022,19 @@ inline void simdgroup_store(thread const simdgroup_matrix<T, C, R> &m, P *dst, u
 			dst[r * elements_per_row + c] = (P)d[r * 8 + c];
 }
 
+template <class T, int C, int R, class P>
+__attribute__((always_inline)) inline void simdgroup_store(thread const simdgroup_matrix<T, C, R> &m, P *dst, ulong elements_per_row = C,
+                                                           ulong2 origin = ulong2(0, 0), bool transpose = false) {
+	if (__mat::first())
+		__store(m, dst, elements_per_row, origin, transpose);
+}
+
 typedef float __f8 __attribute__((ext_vector_type(8)));
 
 // simdgroup_multiply_accumulate sets d = a*b + c, accumulating in float.
 template <class T, int C, int R>
-inline void simdgroup_multiply_accumulate(thread simdgroup_matrix<T, C, R> &d, thread const simdgroup_matrix<T, C, R> &a,
-                                          thread const simdgroup_matrix<T, C, R> &b, thread const simdgroup_matrix<T, C, R> &c) {
-	if (!__mat::first())
-		return;
+__attribute__((noinline)) void __mma(thread simdgroup_matrix<T, C, R> &d, thread const simdgroup_matrix<T, C, R> &a,
+                                     thread const simdgroup_matrix<T, C, R> &b, thread const simdgroup_matrix<T, C, R> &c) {
 	const T *A = a.data(), *B = b.data(), *Cm = c.data();
 	__f8 bk[8], out[8];
 	for (int k = 0; k < 8; k++)
@@ -1010,6 +1052,13 @@ inline void simdgroup_multiply_accumulate(thread simdgroup_matrix<T, C, R> &d, t
 	for (int r = 0; r < 8; r++)
 		for (int j = 0; j < 8; j++)
 			D[r * 8 + j] = (T)out[r][j];
+}
+template <class T, int C, int R>
+__attribute__((always_inline)) inline void simdgroup_multiply_accumulate(thread simdgroup_matrix<T, C, R> &d, thread const simdgroup_matrix<T, C, R> &a,
+                                                                         thread const simdgroup_matrix<T, C, R> &b,
+                                                                         thread const simdgroup_matrix<T, C, R> &c) {
+	if (__mat::first())
+		__mma(d, a, b, c);
 }
 template <class T, int C, int R>
 inline void simdgroup_multiply(thread simdgroup_matrix<T, C, R> &d, thread const simdgroup_matrix<T, C, R> &a,
