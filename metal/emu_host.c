@@ -1,4 +1,4 @@
-//go:build !darwin
+//go:build !darwin && cgo
 
 // The MSL emulator's host side in C: loading kernel shared objects, worker
 // fiber stacks, and turning faults in kernel code into errors.
