@@ -63,6 +63,6 @@ func runGenerate(args []string) error {
 	for _, id := range out[0] {
 		fmt.Print(dec.Add(int(id)))
 	}
-	fmt.Println()
+	fmt.Println(dec.Flush())
 	return nil
 }

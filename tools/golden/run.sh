@@ -6,6 +6,13 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 out=${1:-$(mktemp -d)}
+# Tokenizers: the corpus and the ids of the pinned tokenizer files (make tokenizers).
+(cd "$root" && make tokenizers >/dev/null)
+python3 "$here/tokenizer_golden.py" synthetic
+python3 "$here/tokenizer_golden.py" corpus "$root/tokenizer/testdata/tokenizer_corpus.json"
+python3 "$here/tokenizer_golden.py" golden --corpus "$root/tokenizer/testdata/tokenizer_corpus.json" \
+	--tokenizers "$root/.cache/tokenizers" --out "$root/tokenizer/testdata"
+# Models and training.
 python3 "$here/models.py" "$out"
 python3 "$here/lora.py" "$out"
 (cd "$root" && CGO_ENABLED=0 go build -o "$out/peftsave" ./tools/golden/peftsave)
