@@ -64,17 +64,26 @@ func TestLoRAGradientsMatchFiniteDifferences(t *testing.T) {
 			}
 			rng := rand.New(rand.NewPCG(4, 5))
 			ad := randomAdapter(m, rng)
+			// Dropout on two modules: the masks come from the seed, so every
+			// pass below (same seed) drops the same inputs and the finite
+			// differences see the same function.
+			ad.Blocks[0][VProj].Dropout = 0.3
+			ad.Blocks[1][GateProj].Dropout = 0.5
 			b := gradBatch()
 			tr := m.NewTrainer()
-			if _, n, err := tr.LossAndGrad(b, ad, 1, 0); err != nil || n != 10 {
+			if _, n, err := tr.LossAndGrad(b, ad, 1, 7); err != nil || n != 10 {
 				t.Fatalf("LossAndGrad: %d predicted tokens (want 10), %v", n, err)
 			}
 			loss := func() float64 {
-				l, _, err := m.NewTrainer().LossAndGrad(b, ad, 0, 0)
+				l, _, err := m.NewTrainer().LossAndGrad(b, ad, 0, 7)
 				if err != nil {
 					t.Fatal(err)
 				}
 				return l
+			}
+			// Dropout is live: another seed drops other inputs.
+			if other, _, _ := m.NewTrainer().LossAndGrad(b, ad, 0, 8); other == loss() {
+				t.Fatal("the loss does not depend on the dropout seed")
 			}
 			// Central differences in float32, Richardson-extrapolated from
 			// steps h and h/2 so the truncation error is O(h⁴) ≈ 1e-6. The
