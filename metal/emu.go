@@ -47,7 +47,8 @@ type Device struct {
 	workers chan *C.emu_worker
 	nwork   int
 	queue   chan *CommandBuffer
-	closed  sync.Once
+	mu      sync.Mutex // guards closed and sends on queue
+	closed  bool
 }
 
 // Open returns the emulator device. It needs clang-19 (see msl.Clang) to
@@ -87,7 +88,12 @@ func (d *Device) RecommendedWorkingSet() uint64 { return emuWorkingSet }
 // Close stops the device's queue. Command buffers committed before Close
 // still complete.
 func (d *Device) Close() {
-	d.closed.Do(func() { close(d.queue) })
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.closed {
+		d.closed = true
+		close(d.queue)
+	}
 }
 
 func (d *Device) freeWorkers() {
@@ -316,6 +322,13 @@ func (c *CommandBuffer) Commit() {
 	c.committed = true
 	if c.enc != nil && !c.enc.ended {
 		c.err = errors.New("metal: command buffer committed with an open encoder")
+	}
+	c.dev.mu.Lock()
+	defer c.dev.mu.Unlock()
+	if c.dev.closed {
+		c.err = errors.New("metal: Commit on a closed device")
+		close(c.done)
+		return
 	}
 	c.dev.queue <- c
 }
