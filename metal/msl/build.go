@@ -51,16 +51,16 @@ func Clang() (string, error) {
 }
 
 // CacheDir is where built kernels are kept: $SEAL_TTT_CACHE, else the
-// user's cache directory's seal-ttt folder.
+// user's cache directory's seal-ttt folder, else (no home directory) one in
+// the temporary directory.
 func CacheDir() (string, error) {
 	if d := os.Getenv("SEAL_TTT_CACHE"); d != "" {
 		return d, nil
 	}
-	d, err := os.UserCacheDir()
-	if err != nil {
-		return "", fmt.Errorf("msl: no cache directory (set SEAL_TTT_CACHE): %w", err)
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "seal-ttt"), nil
 	}
-	return filepath.Join(d, "seal-ttt"), nil
+	return filepath.Join(os.TempDir(), fmt.Sprintf("seal-ttt-cache-%d", os.Getuid())), nil
 }
 
 // Library is a built kernel library: a shared object and its kernels.
