@@ -4,15 +4,10 @@ import (
 	"math"
 	"runtime"
 	"sync"
-
-	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/gonum"
 )
 
 // This file holds the CPU backend's ops as plain functions over float32
 // slices. They are also the references every Metal kernel is tested against.
-
-var blas32 gonum.Implementation
 
 // MatMul computes c = op(a)·op(b), or c += op(a)·op(b) when accumulate is set.
 // c is m×n; op(a) is m×k (a is k×m when transA); op(b) is k×n (b is n×k when
@@ -27,25 +22,13 @@ func MatMulScaled(c, a, b []float32, m, n, k int, transA, transB bool, alpha flo
 	if m == 0 || n == 0 {
 		return
 	}
-	beta := float32(0)
-	if accumulate {
-		beta = 1
-	}
 	if k == 0 {
 		if !accumulate {
 			clear(c[:m*n])
 		}
 		return
 	}
-	ta, lda := blas.NoTrans, k
-	if transA {
-		ta, lda = blas.Trans, m
-	}
-	tb, ldb := blas.NoTrans, n
-	if transB {
-		tb, ldb = blas.Trans, k
-	}
-	blas32.Sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, n)
+	gemm(c, a, b, m, n, k, transA, transB, alpha, accumulate)
 }
 
 // RMSNorm sets out[r,:] = x[r,:] / sqrt(mean(x[r,:]²) + eps) * weight for

@@ -1,0 +1,33 @@
+package nn
+
+import "golang.org/x/sys/cpu"
+
+// The assembly micro-kernels and vector helpers of gemm_amd64.s.
+
+//go:noescape
+func gemmKernel6x16(k int, a, b, c []float32, ldc int, alpha float32, load bool)
+
+//go:noescape
+func gemmKernel14x32(k int, a, b, c []float32, ldc int, alpha float32, load bool)
+
+//go:noescape
+func dots4AVX2(k int, x, m []float32, ld int, s []float32)
+
+//go:noescape
+func axpyAVX2(alpha float32, x, y []float32)
+
+// gemmAVX2 and gemmAVX512 are the assembly kernels, nil where the CPU lacks
+// the instructions.
+var gemmAVX2, gemmAVX512 *gemmKernels
+
+func init() {
+	if !cpu.X86.HasAVX2 || !cpu.X86.HasFMA {
+		return
+	}
+	gemmAVX2 = &gemmKernels{mr: 6, nr: 16, tile: gemmKernel6x16, dots4: dots4AVX2, axpy: axpyAVX2}
+	kern = *gemmAVX2
+	if cpu.X86.HasAVX512F {
+		gemmAVX512 = &gemmKernels{mr: 14, nr: 32, tile: gemmKernel14x32, dots4: dots4AVX2, axpy: axpyAVX2}
+		kern = *gemmAVX512
+	}
+}
