@@ -528,3 +528,41 @@ kernel void one(device float* x [[buffer(0)]], uint i [[thread_position_in_grid]
 		}
 	}
 }
+
+// TestDivergentSIMD runs SIMD-group functions in both branches of an if:
+// each branch's lanes form their own active set, as on a GPU.
+func TestDivergentSIMD(t *testing.T) {
+	src := header + `
+kernel void k(device float* out [[buffer(0)]], uint lane [[thread_index_in_simdgroup]]) {
+	float v;
+	if (lane % 3 == 0)
+		v = simd_sum(1.0f);       // lanes 0, 3, ..., 30: 11 lanes
+	else
+		v = simd_max(float(lane)); // the other 21 lanes
+	out[lane] = v;
+	for (uint i = 0; i < lane % 4; i++)
+		v = simd_sum(1.0f);        // iteration i has the lanes with lane % 4 > i
+	out[32 + lane] = v;
+}`
+	out, err := run(t, src, "k", metal.Size{X: 1}, metal.Size{X: 32}, make([]float32, 64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for lane := 0; lane < 32; lane++ {
+		want := float32(31)
+		if lane%3 == 0 {
+			want = 11
+		}
+		if got := out[0][lane]; got != want {
+			t.Errorf("lane %d: first value %v, want %v", lane, got, want)
+		}
+		// The last iteration a lane runs is i = lane%4 - 1, with the
+		// 8 lanes per residue class above it active.
+		if lane%4 > 0 {
+			want := float32(8 * (4 - lane%4))
+			if got := out[0][32+lane]; got != want {
+				t.Errorf("lane %d: loop value %v, want %v", lane, got, want)
+			}
+		}
+	}
+}

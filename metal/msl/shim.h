@@ -353,9 +353,11 @@ static bool complete_partial(Simd *s, unsigned sg) {
 	cur = saved;
 	s->arrived = keep;
 	s->narrived = n;
-	s->mixed = n > 0;
+	s->mixed = false;
 	if (n)
 		s->site = base[__builtin_ctz(keep)].site;
+	for (unsigned m = keep; m; m &= m - 1)
+		s->mixed |= base[__builtin_ctz(m)].site != s->site;
 	return true;
 }
 
