@@ -1,4 +1,4 @@
-// Helpers shared by every kernel file. The library is compiled as one
+// Functions shared by every kernel file. The library is compiled as one
 // source: this file first, then the others in name order.
 
 #include <metal_stdlib>

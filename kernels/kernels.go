@@ -22,7 +22,7 @@ import (
 //go:embed *.metal
 var sources embed.FS
 
-// commonFile comes first in the library source: helpers the other files use.
+// commonFile comes first in the library source: functions the other files use.
 const commonFile = "common.metal"
 
 // Files returns the kernel source files by name, common.metal first, then

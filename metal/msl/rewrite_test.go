@@ -11,7 +11,7 @@ func TestRewriteKernels(t *testing.T) {
 using namespace metal;
 struct P { uint n; };
 enum : uint { N = 32 };
-inline float helper(float x) { return x; }
+inline float twice(float x) { return 2 * x; }
 kernel void plain(device const float* a [[buffer(0)]], constant P& p [[buffer(3)]],
                   threadgroup float* t [[threadgroup(1)]], uint2 gid [[thread_position_in_grid]]) {
 	threadgroup float x[N * 2];
