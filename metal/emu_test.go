@@ -183,8 +183,8 @@ kernel void k(device float* out [[buffer(0)]], uint2 gid [[thread_position_in_gr
 	float4 v = float4(1.0f, 2.0f, 3.0f, 4.0f);
 	float4 w = float4(v.yx, 5.0f, v.w);
 	out[0] = w.x + w.y * 10 + w.z * 100 + w.w * 1000;   // 4512
-	half h = half(1.0f) + half(0.0001f);                // rounds to 1 in fp16
-	out[1] = float(h);
+	half one = half(1.0f), tiny = half(0.0001f);
+	out[1] = float((one + tiny) - one) + 1.0f;          // one + tiny rounds to one in fp16
 	out[2] = as_type<float>(0x3f800000u);               // 1
 	out[3] = float(clamp(7, 0, 5)) + max(2.0f, 3.0f);   // 8
 	out[4] = fast::exp(0.0f) + precise::sqrt(4.0f) + rsqrt(4.0f); // 3.5
