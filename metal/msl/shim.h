@@ -195,7 +195,6 @@ struct Group {
 	bool failed;
 	char *tg;          // threadgroup memory of this group
 	unsigned tg_used;  // bytes allocated: [[threadgroup(n)]] arguments, then declarations
-	unsigned tg_base;  // bytes used by arguments
 	void *tg_arg[EMU_MAX_BUFFERS];
 	int tg_decl[MAX_TG_DECLS]; // offset of each in-kernel declaration, -1 until reached
 	// Fiber stacks not in use, the most recently freed (cache-hot) last. A
@@ -587,7 +586,6 @@ extern "C" __attribute__((visibility("default"))) int __emu_run(emu_dispatch *d,
 			g->tg_used += (d->tg_len[i] + 15) & ~15u;
 		}
 	}
-	g->tg_base = g->tg_used;
 	for (int i = 0; i < MAX_TG_DECLS; i++)
 		g->tg_decl[i] = -1;
 	for (unsigned i = 0; i < g->nthreads; i++) {
