@@ -23,7 +23,7 @@ type fakeModel struct {
 	genErr   error         // returned by Generate when set
 	trainErr error         // returned by FineTune when set
 	panicMsg string        // FineTune panics with it when set
-	block    chan struct{} // FineTune waits for it (or ctx) when set
+	block    chan struct{} // FineTune waits until it is closed (or ctx is done) when set
 	started  chan struct{} // FineTune signals it (if set) when it starts
 	released atomic.Int32  // adapters released
 }

@@ -162,9 +162,8 @@ func TestClientDisconnectsMidRequest(t *testing.T) {
 		<-m.started // the server is training for the client...
 		gone.Close()
 		cancel() // ...which vanishes
-		m.block <- struct{}{}
+		close(m.block) // training ends, for this request and all later ones
 
-		m.block = nil
 		reply, err := roundTrip(context.Background(), endpoint, []byte(twoFacts+`}`))
 		var rep Reply
 		if err != nil || json.Unmarshal(reply, &rep) != nil || rep.AdapterAccuracy != 1 {
