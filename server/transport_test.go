@@ -161,7 +161,7 @@ func TestClientDisconnectsMidRequest(t *testing.T) {
 		}
 		<-m.started // the server is training for the client...
 		gone.Close()
-		cancel() // ...which vanishes
+		cancel()       // ...which vanishes
 		close(m.block) // training ends, for this request and all later ones
 
 		reply, err := roundTrip(context.Background(), endpoint, []byte(twoFacts+`}`))
