@@ -81,7 +81,7 @@ func ParseRequest(frames [][]byte) (*Request, error) {
 		if cmd != "shutdown" {
 			return nil, errorf("ValueError", "unknown cmd %q: the only command is \"shutdown\"", cmd)
 		}
-		return &Request{Shutdown: true}, d.err
+		return &Request{Shutdown: true}, nil
 	}
 	r.TrainSequences = d.strings("train_sequences")
 	r.Questions = d.questions("eval_questions")

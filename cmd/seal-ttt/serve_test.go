@@ -173,7 +173,11 @@ func TestServeWithSEALClient(t *testing.T) {
 	script := `[{"op": "round_trip", "payload": ` + smallRequest + `},
 		{"op": "round_trip", "payload": {"eval_questions": [{"question": "q?"}]}},
 		{"op": "shutdown"}]`
-	client := exec.Command("/usr/bin/python3", "../../server/testdata/seal_client.py", "tcp://127.0.0.1:"+port, "60000")
+	python := "/usr/bin/python3" // Debian's, with python3-zmq (`make deps`)
+	if p := os.Getenv("SEAL_TTT_PYTHON"); p != "" {
+		python = p
+	}
+	client := exec.Command(python, "../../server/testdata/seal_client.py", "tcp://127.0.0.1:"+port, "60000")
 	client.Stdin = strings.NewReader(script)
 	out, err := client.Output()
 	if err != nil {
