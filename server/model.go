@@ -126,8 +126,10 @@ type TrainProgress struct {
 // (ValueError, TypeError, KeyError, JSONDecodeError, UnicodeDecodeError,
 // RuntimeError, KeyboardInterrupt).
 type Error struct {
+	// Type is the Python exception name, e.g. "ValueError".
 	Type string
-	Msg  string
+	// Msg says what is wrong and where, e.g. "lora_rank = 0 is out of range".
+	Msg string
 }
 
 func (e *Error) Error() string { return e.Type + ": " + e.Msg }
