@@ -94,9 +94,9 @@ var hostFlags = sync.OnceValue(func() []string {
 			has[f] = true
 		}
 		if has["avx2"] && has["fma"] && has["f16c"] {
-			return []string{"-mavx2", "-mfma", "-mf16c"}
+			return []string{"-mtls-dialect=gnu2", "-mavx2", "-mfma", "-mf16c"}
 		}
-		return nil
+		return []string{"-mtls-dialect=gnu2"}
 	}
 	return nil
 })

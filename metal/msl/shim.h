@@ -207,8 +207,11 @@ struct Group {
 
 extern "C" void __emu_swap(void **save, void *load);
 
-static __thread Thread *cur __attribute__((tls_model("initial-exec")));
-static __thread Group *grp __attribute__((tls_model("initial-exec")));
+// The running thread and its group, per worker. Dynamic TLS (through TLS
+// descriptors where the target has them): the static TLS space left for
+// dlopen'ed objects would run out after a few dozen kernel libraries.
+static __thread Thread *cur;
+static __thread Group *grp;
 
 void *fiber_stack(char *top);
 
