@@ -208,8 +208,9 @@ struct Group {
 extern "C" void __emu_swap(void **save, void *load);
 
 // The running thread and its group, per worker. Dynamic TLS (through TLS
-// descriptors where the target has them): the static TLS space left for
-// dlopen'ed objects would run out after a few dozen kernel libraries.
+// descriptors where the target has them) rather than initial-exec: glibc
+// reserves only a little static TLS for dlopen'ed objects, and every kernel
+// library loaded would keep using it up.
 static __thread Thread *cur;
 static __thread Group *grp;
 
