@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -159,5 +160,58 @@ func (l *gatedListener) Accept() (net.Conn, error) {
 	}
 	c.SetReadDeadline(time.Now().Add(handshakeTimeout))
 	l.last = c
-	return c, nil
+	return &frameLimitConn{Conn: c, skip: zmtpGreetingBytes}, nil
+}
+
+// zmtpGreetingBytes is the size of a ZMTP 3 greeting, the only version
+// go-zeromq speaks.
+const zmtpGreetingBytes = 64
+
+// maxFrameBytes bounds one ZeroMQ frame, as libzmq's ZMQ_MAXMSGSIZE does for
+// the libzmq transport.
+const maxFrameBytes = MaxRequestBytes + 1
+
+// frameLimitConn follows the ZMTP framing of what go-zeromq reads and closes
+// the connection at a frame header that announces more than maxFrameBytes:
+// go-zeromq allocates a frame's announced size before reading it, so a
+// single header could otherwise make it allocate exabytes and crash.
+type frameLimitConn struct {
+	net.Conn
+	skip uint64  // bytes of the greeting or of a frame body still to pass
+	hdr  [9]byte // the frame header read so far: flags, then a 1- or 8-byte size
+	nhdr int
+}
+
+func (c *frameLimitConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	for b := p[:n]; len(b) > 0; {
+		if c.skip > 0 {
+			k := min(uint64(len(b)), c.skip)
+			c.skip -= k
+			b = b[k:]
+			continue
+		}
+		c.hdr[c.nhdr] = b[0]
+		c.nhdr++
+		b = b[1:]
+		need, size := 2, uint64(0)
+		if c.hdr[0]&0x02 != 0 { // long frame: 8-byte size
+			need = 9
+		}
+		if c.nhdr < need {
+			continue
+		}
+		if need == 2 {
+			size = uint64(c.hdr[1])
+		} else {
+			size = binary.BigEndian.Uint64(c.hdr[1:9])
+		}
+		c.nhdr = 0
+		if size > maxFrameBytes {
+			c.Conn.Close()
+			return 0, fmt.Errorf("a ZeroMQ frame of %d bytes exceeds the limit of %d", size, maxFrameBytes)
+		}
+		c.skip = size
+	}
+	return n, err
 }

@@ -464,3 +464,36 @@ func BenchmarkRoundTrip(b *testing.B) {
 		})
 	}
 }
+
+// TestHugeFrameHeader sends a ZeroMQ greeting and then a frame header that
+// announces 2^62 bytes: the server must drop that peer, not try to allocate
+// the frame, and serve the next client.
+func TestHugeFrameHeader(t *testing.T) {
+	greeting := make([]byte, 64)
+	greeting[0], greeting[9], greeting[10] = 0xff, 0x7f, 3 // signature, ZMTP 3.0
+	copy(greeting[12:], "NULL")
+	for _, afterGreeting := range []string{"handshake", "message"} {
+		t.Run(afterGreeting, func(t *testing.T) {
+			forEachTransport(t, func(t *testing.T, transport string) {
+				h, _ := newHandler(t)
+				endpoint, _ := startServer(t, transport, h)
+				c, err := net.Dial("tcp", strings.TrimPrefix(endpoint, "tcp://"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				c.Write(greeting)
+				if afterGreeting == "message" {
+					// A proper READY command for a REQ socket first.
+					ready := []byte("\x05READY\x0bSocket-Type\x00\x00\x00\x03REQ")
+					c.Write(append([]byte{0x04, byte(len(ready))}, ready...))
+				}
+				c.Write([]byte{0x02, 0x40, 0, 0, 0, 0, 0, 0, 0}) // long frame, 2^62 bytes
+				reply, err := roundTrip(context.Background(), endpoint, []byte(`{}`))
+				if err != nil || !strings.HasPrefix(string(reply), `{"baseline_accuracy"`) {
+					t.Fatalf("next client got %s (%v)", reply, err)
+				}
+			})
+		})
+	}
+}
