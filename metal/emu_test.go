@@ -304,6 +304,14 @@ kernel void k(device float* x [[buffer(0)]], device float* y [[buffer(3)]], uint
 }`, 64, []string{"buffer 3 (y) is not set"}},
 		{"too many threads", `
 kernel void k(device float* x [[buffer(0)]]) {}`, 2048, []string{"2048 threads per threadgroup exceed 1024"}},
+		{"simdgroup matrix in divergent code", `
+kernel void k(device float* x [[buffer(0)]], uint lane [[thread_index_in_simdgroup]]) {
+	if (lane < 16) {
+		simdgroup_float8x8 m;
+		simdgroup_load(m, x, 8);
+		simdgroup_store(m, x, 8);
+	}
+}`, 32, []string{"simdgroup-matrix operations in divergent control flow: lanes 15 and 16 of SIMD group 0"}},
 		{"compile error", `
 kernel void k(device float* x [[buffer(0)]]) {
 	x[0] = undefined_name;

@@ -474,6 +474,27 @@ static uint64_t scratch_size() {
 	return sizeof(Group) + sizeof(Thread) * EMU_MAX_THREADS + sizeof(Simd) * (EMU_MAX_THREADS / 32) + EMU_TG_LIMIT + 256;
 }
 
+// check_matrix_uniform reports lanes of one SIMD group that performed
+// different numbers of simdgroup-matrix operations: Metal requires all of
+// them to perform each one, and the emulator computes each once, for all.
+static int check_matrix_uniform(Group *g) {
+	for (unsigned i = 1; i < g->nthreads; i++) {
+		Thread *a = &g->threads[i - 1], *b = &g->threads[i];
+		if (a->sg != b->sg || a->matops == b->matops)
+			continue;
+		snprintf(g->w->msg, EMU_MSG_LEN,
+		         "simdgroup-matrix operations in divergent control flow: lanes %u and %u of SIMD group %u performed %u and %u of them",
+		         a->lane, b->lane, a->sg, a->matops, b->matops);
+		g->w->have_where = 1;
+		for (int k = 0; k < 3; k++) {
+			g->w->where_group[k] = g->gpos[k];
+			g->w->where_thread[k] = b->pos[k];
+		}
+		return 1;
+	}
+	return 0;
+}
+
 static int run_group(Group *g, uint32_t index) {
 	emu_dispatch *d = g->d;
 	g->gpos = uint3(index % d->groups[0], index / d->groups[0] % d->groups[1], index / (d->groups[0] * d->groups[1]));
@@ -514,7 +535,7 @@ static int run_group(Group *g, uint32_t index) {
 			}
 		}
 		if (g->live == 0)
-			return 0;
+			return check_matrix_uniform(g);
 		if (ran)
 			continue;
 		// Nothing can run: complete SIMD-group operations of partly active groups.
