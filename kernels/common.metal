@@ -9,3 +9,8 @@ using namespace metal;
 inline float widen(float x) { return x; }
 inline float widen(half x) { return float(x); }
 inline float widen(ushort bf16) { return as_type<float>(uint(bf16) << 16); }
+
+// widen4 converts four stored weights to float.
+inline float4 widen4(float4 x) { return x; }
+inline float4 widen4(half4 x) { return float4(x); }
+inline float4 widen4(ushort4 bf16) { return as_type<float4>(uint4(bf16) << 16); }

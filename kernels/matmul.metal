@@ -126,8 +126,16 @@ kernel void matvec_t(device const float* x [[buffer(0)]],
 		return;
 	device const W* row = b + j * p.k;
 	float s = 0.0f;
-	for (uint q = lane; q < p.k; q += 32)
-		s += x[q] * widen(row[q]);
+	if (p.k % 4 == 0) {
+		// Four weights per load; the rows then stay 4-element aligned.
+		device const vec<W, 4>* row4 = (device const vec<W, 4>*)row;
+		device const float4* x4 = (device const float4*)x;
+		for (uint q = lane; q < p.k / 4; q += 32)
+			s += dot(x4[q], widen4(row4[q]));
+	} else {
+		for (uint q = lane; q < p.k; q += 32)
+			s += x[q] * widen(row[q]);
+	}
 	s = simd_sum(s);
 	if (lane == 0)
 		y[j] = p.accumulate ? y[j] + s : s;

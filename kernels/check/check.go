@@ -67,15 +67,16 @@ func Cases() []Case {
 			{1, 1, 1, false, false, false}, {7, 5, 3, false, true, false}, {64, 64, 64, false, false, false},
 			{65, 63, 67, true, false, true}, {65, 63, 67, false, true, false}, {33, 17, 4096, false, true, false},
 			{100, 1, 7, true, true, false}, {1, 4096, 64, false, true, false}, {1, 65, 4096, false, false, true},
-			{1, 7, 1, true, false, false},
+			{1, 7, 1, true, false, false}, {1, 9, 13, false, true, false},
 		},
 		kernels.F16: {
 			{7, 5, 3, false, true, false}, {65, 63, 67, false, true, true}, {64, 64, 64, true, false, false},
-			{1, 130, 67, false, true, false}, {1, 33, 65, false, false, false},
+			{1, 130, 67, false, true, false}, {1, 70, 128, false, true, true}, {1, 33, 65, false, false, false},
 		},
 		kernels.BF16: {
 			{7, 5, 3, false, true, false}, {65, 63, 67, false, true, true}, {64, 64, 64, true, false, false},
-			{1, 130, 67, false, true, false}, {1, 33, 65, false, false, false}, {9, 40, 4096, false, true, false},
+			{1, 130, 67, false, true, false}, {1, 70, 4096, false, true, false}, {1, 33, 65, false, false, false},
+			{9, 40, 4096, false, true, false},
 		},
 	}
 	for _, dt := range []kernels.DType{kernels.F32, kernels.F16, kernels.BF16} {

@@ -53,6 +53,7 @@ EMU_VEC(uchar, uchar)
 EMU_VEC(long, long)
 EMU_VEC(ulong, ulong)
 #undef EMU_VEC
+template <class T, int N> using vec = T __attribute__((ext_vector_type(N)));
 
 constexpr half operator""h(long double v) { return (half)v; }
 

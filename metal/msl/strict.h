@@ -29,6 +29,7 @@ EMU_VEC(uchar, uchar)
 EMU_VEC(long, long)
 EMU_VEC(ulong, ulong)
 #undef EMU_VEC
+template <class T, int N> using vec = T __attribute__((ext_vector_type(N)));
 
 // Metal's vector constructors take any mix of scalars and vectors (and
 // convert); C-style casts between vector types stay errors, as OpenCL has
