@@ -30,10 +30,10 @@ func TestBrokenKernels(t *testing.T) {
 		{
 			name: "missing barrier after staging the tiles",
 			file: "matmul.metal",
-			old: `			bs[q * TN + s] = v;
+			old: `			b_tile[q * TN + s] = v;
 		}
 		threadgroup_barrier(mem_flags::mem_threadgroup);`,
-			new: `			bs[q * TN + s] = v;
+			new: `			b_tile[q * TN + s] = v;
 		}`,
 			family: "matmul",
 		},

@@ -26,9 +26,9 @@ kernel void matmul(device const float* a [[buffer(0)]],
                    uint2 group [[threadgroup_position_in_grid]],
                    uint tid [[thread_index_in_threadgroup]],
                    uint sg [[simdgroup_index_in_threadgroup]]) {
-	threadgroup float as[TM * TK];   // op(a) tile, row-major
-	threadgroup float bs[TK * TN];   // op(b) tile, row-major
-	threadgroup float cs[TM * TN];   // the result, before the ragged-edge store
+	threadgroup float a_tile[TM * TK];   // op(a) tile, row-major
+	threadgroup float b_tile[TK * TN];   // op(b) tile, row-major
+	threadgroup float c_tile[TM * TN];   // the result, before the ragged-edge store
 
 	const uint m = p.m, n = p.n, k = p.k;
 	const bool trans_a = p.trans_a, trans_b = p.trans_b;
@@ -51,7 +51,7 @@ kernel void matmul(device const float* a [[buffer(0)]],
 			float v = 0.0f;
 			if (gi < m && gq < k)
 				v = trans_a ? a[gq * m + gi] : a[gi * k + gq];
-			as[r * TK + q] = v;
+			a_tile[r * TK + q] = v;
 		}
 		for (uint e = tid; e < TK * TN; e += MM_THREADS) {
 			uint q = trans_b ? e % TK : e / TN;
@@ -60,16 +60,16 @@ kernel void matmul(device const float* a [[buffer(0)]],
 			float v = 0.0f;
 			if (gq < k && gj < n)
 				v = widen(trans_b ? b[gj * k + gq] : b[gq * n + gj]);
-			bs[q * TN + s] = v;
+			b_tile[q * TN + s] = v;
 		}
 		threadgroup_barrier(mem_flags::mem_threadgroup);
 
 		for (uint kk = 0; kk < TK; kk += 8) {
 			simdgroup_float8x8 ma[2], mb[2];
 			for (uint i = 0; i < 2; i++)
-				simdgroup_load(ma[i], &as[(sm + i * 8) * TK + kk], TK);
+				simdgroup_load(ma[i], &a_tile[(sm + i * 8) * TK + kk], TK);
 			for (uint j = 0; j < 2; j++)
-				simdgroup_load(mb[j], &bs[kk * TN + sn + j * 8], TN);
+				simdgroup_load(mb[j], &b_tile[kk * TN + sn + j * 8], TN);
 			for (uint i = 0; i < 2; i++)
 				for (uint j = 0; j < 2; j++)
 					simdgroup_multiply_accumulate(acc[i][j], ma[i], mb[j], acc[i][j]);
@@ -79,14 +79,14 @@ kernel void matmul(device const float* a [[buffer(0)]],
 
 	for (uint i = 0; i < 2; i++)
 		for (uint j = 0; j < 2; j++)
-			simdgroup_store(acc[i][j], &cs[(sm + i * 8) * TN + sn + j * 8], TN);
+			simdgroup_store(acc[i][j], &c_tile[(sm + i * 8) * TN + sn + j * 8], TN);
 	threadgroup_barrier(mem_flags::mem_threadgroup);
 
 	for (uint e = tid; e < TM * TN; e += MM_THREADS) {
 		uint r = e / TN, s = e % TN;
 		uint gi = row0 + r, gj = col0 + s;
 		if (gi < m && gj < n) {
-			float v = cs[r * TN + s];
+			float v = c_tile[r * TN + s];
 			c[gi * n + gj] = p.accumulate ? c[gi * n + gj] + v : v;
 		}
 	}
