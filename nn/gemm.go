@@ -23,14 +23,16 @@ import (
 // value when load is set.
 type gemmKernel func(k int, a, b, c []float32, ldc int, alpha float32, load bool)
 
-// gemmKernels is a micro-kernel with its tile size and the vector helpers of
-// the one-row products: dots4 sets s[r] = x[:k]·m[r*ld:r*ld+k] for r < 4 (k a
-// multiple of 8) and axpy adds alpha·x to y.
+// gemmKernels is a micro-kernel with its tile size and vector helpers:
+// dots4 sets s[r] = x[:k]·m[r*ld:r*ld+k] for r < 4 (k a multiple of 8); axpy
+// adds alpha·x to y; transpose8, where not nil, sets dst[p*ldd+r] =
+// src[r*ld+p] for r < 8 and p < kb (a multiple of 8).
 type gemmKernels struct {
-	mr, nr int
-	tile   gemmKernel
-	dots4  func(k int, x, m []float32, ld int, s []float32)
-	axpy   func(alpha float32, x, y []float32)
+	mr, nr     int
+	tile       gemmKernel
+	dots4      func(k int, x, m []float32, ld int, s []float32)
+	axpy       func(alpha float32, x, y []float32)
+	transpose8 func(kb int, src []float32, ld int, dst []float32, ldd int)
 }
 
 // gemmGo are the portable kernels; gemm_amd64.go replaces them with
@@ -56,6 +58,11 @@ const (
 	gemmSmall     = 1 << 14
 	gemmPerWorker = 1 << 19
 )
+
+// gemmDotRows is the most rows of a linear layer's input (c = a·bᵀ) computed
+// as dot products rather than packed: for a few rows, the cost is reading b,
+// which packing would read and write once more.
+const gemmDotRows = 16
 
 // gemmKind is how a task is computed.
 type gemmKind uint8
@@ -123,19 +130,18 @@ func gemm(c, a, b []float32, m, n, k int, transA, transB bool, alpha float32, ac
 	case n == 1:
 		// c is a column, which is laid out as a row: cᵀ = op(b)ᵀ·op(a)ᵀ
 		// with op(b)ᵀ a row vector.
-		t.a, t.b, t.n, t.j1 = b[:k], a[:m*k], m, m
+		t.a, t.b, t.m, t.n, t.i1, t.j1 = b[:k], a[:m*k], 1, m, 1, m
 		t.kind = gemmDots
 		if transA {
 			t.kind = gemmAxpys
 		}
-	case m == 1:
+	case m == 1 && !transB:
 		t.kind = gemmAxpys
-		if transB {
-			t.kind = gemmDots
-		}
+	case transB && (m == 1 || m <= gemmDotRows && !transA):
+		t.kind = gemmDots
 	}
 	work := m * n * k
-	if t.kind != gemmPacked {
+	if t.m == 1 {
 		work *= 8 // one pass over memory costs more than the multiply-adds
 	}
 	parts := min(runtime.GOMAXPROCS(0), max(1, work/gemmPerWorker))
@@ -219,36 +225,41 @@ func (t *gemmTask) small() {
 	}
 }
 
-// dots computes c[j] = alpha·(x · mat[j*k:(j+1)*k]) (+c[j]) for j in [j0,j1),
-// four rows at a time.
+// dots computes c[i,j] = alpha·(a[i*k:(i+1)*k] · b[j*k:(j+1)*k]) (+c[i,j])
+// for all rows i and columns j in [j0,j1): four rows of b at a time, which
+// stay in cache while every row of a passes them.
 func (t *gemmTask) dots(s *[4]float32) {
 	k := t.k
 	k8 := k &^ 7
 	j := t.j0
 	for ; j+4 <= t.j1; j += 4 {
-		kern.dots4(k8, t.a, t.b[j*k:(j+4)*k], k, s[:])
-		for r, sum := range s {
-			t.finishDot(j+r, sum, k8)
+		for i := range t.m {
+			kern.dots4(k8, t.a[i*k:(i+1)*k], t.b[j*k:(j+4)*k], k, s[:])
+			for r, sum := range s {
+				t.finishDot(i, j+r, sum, k8)
+			}
 		}
 	}
 	for ; j < t.j1; j++ {
-		kern.dots4(k8, t.a, t.b[j*k:(j+1)*k], 0, s[:])
-		t.finishDot(j, s[0], k8)
+		for i := range t.m {
+			kern.dots4(k8, t.a[i*k:(i+1)*k], t.b[j*k:(j+1)*k], 0, s[:])
+			t.finishDot(i, j, s[0], k8)
+		}
 	}
 }
 
-// finishDot adds the products past k8 to sum, the dot product of x and row j
-// of mat over the first k8 columns, and stores the result in c[j].
-func (t *gemmTask) finishDot(j int, sum float32, k8 int) {
-	row := t.b[j*t.k : (j+1)*t.k]
+// finishDot adds the products past k8 to sum, the dot product of rows i of a
+// and j of b over the first k8 columns, and stores the result in c[i,j].
+func (t *gemmTask) finishDot(i, j int, sum float32, k8 int) {
+	x, row := t.a[i*t.k:(i+1)*t.k], t.b[j*t.k:(j+1)*t.k]
 	for p := k8; p < t.k; p++ {
-		sum += t.a[p] * row[p]
+		sum += x[p] * row[p]
 	}
 	sum *= t.alpha
 	if t.accumulate {
-		sum += t.c[j]
+		sum += t.c[i*t.n+j]
 	}
-	t.c[j] = sum
+	t.c[i*t.n+j] = sum
 }
 
 // axpys computes c[j0:j1] = alpha·Σ_p x[p]·mat[p*n+j0 : p*n+j1] (+c[j0:j1]),
@@ -332,17 +343,7 @@ func (t *gemmTask) packA(dst []float32, i0, mb, p0, kb int) {
 			}
 			continue
 		}
-		for r := range rows {
-			src := t.a[(i0+s+r)*k+p0 : (i0+s+r)*k+p0+kb]
-			for p, v := range src {
-				strip[p*mr+r] = v
-			}
-		}
-		for r := rows; r < mr; r++ {
-			for p := range kb {
-				strip[p*mr+r] = 0
-			}
-		}
+		packTransposed(strip, t.a[(i0+s)*k+p0:], rows, kb, k, mr)
 	}
 }
 
@@ -353,25 +354,58 @@ func (t *gemmTask) packB(dst []float32, p0, kb, j0, nb int) {
 	for s := 0; s < nb; s += nr {
 		strip := dst[s*kb : (s+nr)*kb]
 		cols := min(nr, nb-s)
-		if !t.transB {
-			for p := range kb {
-				src := t.b[(p0+p)*n+j0+s : (p0+p)*n+j0+s+cols]
-				d := strip[p*nr : (p+1)*nr]
-				copy(d, src)
-				clear(d[cols:])
-			}
+		if t.transB {
+			packTransposed(strip, t.b[(j0+s)*k+p0:], cols, kb, k, nr)
 			continue
 		}
-		for j := range cols {
-			src := t.b[(j0+s+j)*k+p0 : (j0+s+j)*k+p0+kb]
-			for p, v := range src {
-				strip[p*nr+j] = v
+		for p := range kb {
+			src := t.b[(p0+p)*n+j0+s : (p0+p)*n+j0+s+cols]
+			d := strip[p*nr : (p+1)*nr]
+			copy(d, src)
+			clear(d[cols:])
+		}
+	}
+}
+
+// packTransposed sets strip[p*w+r] = src[r*ld+p] for r < rows and p < kb,
+// and to zero for rows ≤ r < w: rows of src, kb long and ld apart, become
+// columns of a strip w wide.
+func packTransposed(strip, src []float32, rows, kb, ld, w int) {
+	r := 0
+	if kern.transpose8 != nil && rows >= 8 && kb >= 8 {
+		// Eight rows at a time; the last eight may overlap the ones before.
+		kb8 := kb &^ 7
+		for r0 := 0; r0 < rows; r0 += 8 {
+			r0 = min(r0, rows-8)
+			kern.transpose8(kb8, src[r0*ld:(r0+7)*ld+kb8], ld, strip[r0:(kb8-1)*w+r0+8], w)
+		}
+		for p := kb8; p < kb; p++ {
+			for q := range rows {
+				strip[p*w+q] = src[q*ld+p]
 			}
 		}
-		for j := cols; j < nr; j++ {
-			for p := range kb {
-				strip[p*nr+j] = 0
-			}
+		r = rows
+	}
+	// Four rows at a time, so four streams are read at once and each store
+	// fills four neighbouring floats.
+	for ; r+4 <= rows; r += 4 {
+		r0 := src[r*ld:][:kb]
+		r1 := src[(r+1)*ld:][:kb]
+		r2 := src[(r+2)*ld:][:kb]
+		r3 := src[(r+3)*ld:][:kb]
+		for p := range kb {
+			d := strip[p*w+r : p*w+r+4 : p*w+r+4]
+			d[0], d[1], d[2], d[3] = r0[p], r1[p], r2[p], r3[p]
+		}
+	}
+	for ; r < rows; r++ {
+		for p, v := range src[r*ld:][:kb] {
+			strip[p*w+r] = v
+		}
+	}
+	for r := rows; r < w; r++ {
+		for p := range kb {
+			strip[p*w+r] = 0
 		}
 	}
 }

@@ -16,6 +16,9 @@ func dots4AVX2(k int, x, m []float32, ld int, s []float32)
 //go:noescape
 func axpyAVX2(alpha float32, x, y []float32)
 
+//go:noescape
+func transpose8AVX2(kb int, src []float32, ld int, dst []float32, ldd int)
+
 // gemmAVX2 and gemmAVX512 are the assembly kernels, nil where the CPU lacks
 // the instructions.
 var gemmAVX2, gemmAVX512 *gemmKernels
@@ -24,10 +27,10 @@ func init() {
 	if !cpu.X86.HasAVX2 || !cpu.X86.HasFMA {
 		return
 	}
-	gemmAVX2 = &gemmKernels{mr: 6, nr: 16, tile: gemmKernel6x16, dots4: dots4AVX2, axpy: axpyAVX2}
+	gemmAVX2 = &gemmKernels{mr: 6, nr: 16, tile: gemmKernel6x16, dots4: dots4AVX2, axpy: axpyAVX2, transpose8: transpose8AVX2}
 	kern = *gemmAVX2
 	if cpu.X86.HasAVX512F {
-		gemmAVX512 = &gemmKernels{mr: 14, nr: 32, tile: gemmKernel14x32, dots4: dots4AVX2, axpy: axpyAVX2}
+		gemmAVX512 = &gemmKernels{mr: 14, nr: 32, tile: gemmKernel14x32, dots4: dots4AVX2, axpy: axpyAVX2, transpose8: transpose8AVX2}
 		kern = *gemmAVX512
 	}
 }

@@ -321,3 +321,80 @@ axpy1:
 axpyDone:
 	VZEROUPPER
 	RET
+
+// func transpose8AVX2(kb int, src []float32, ld int, dst []float32, ldd int)
+// For p < kb (a multiple of 8) and r < 8, sets dst[p*ldd+r] = src[r*ld+p]:
+// eight rows of src become eight columns of dst, one 8×8 block at a time.
+TEXT ·transpose8AVX2(SB), NOSPLIT, $0-72
+	MOVQ kb+0(FP), CX
+	SHRQ $3, CX
+	JEQ  transDone
+	MOVQ src_base+8(FP), SI
+	MOVQ ld+32(FP), R8
+	MOVQ dst_base+40(FP), DI
+	MOVQ ldd+64(FP), R11
+	SHLQ $2, R8
+	SHLQ $2, R11
+	LEAQ (R8)(R8*2), R9   // 3 rows of src
+	LEAQ (SI)(R8*4), R10  // row 4 of src
+	LEAQ (R11)(R11*2), R12 // 3 rows of dst
+	LEAQ (DI)(R11*4), R13 // row 4 of dst
+
+transLoop:
+	VMOVUPS (SI), Y0
+	VMOVUPS (SI)(R8*1), Y1
+	VMOVUPS (SI)(R8*2), Y2
+	VMOVUPS (SI)(R9*1), Y3
+	VMOVUPS (R10), Y4
+	VMOVUPS (R10)(R8*1), Y5
+	VMOVUPS (R10)(R8*2), Y6
+	VMOVUPS (R10)(R9*1), Y7
+
+	// Pairs of rows interleaved: Y8 = a0 b0 a1 b1 | a4 b4 a5 b5, …
+	VUNPCKLPS Y1, Y0, Y8
+	VUNPCKHPS Y1, Y0, Y9
+	VUNPCKLPS Y3, Y2, Y10
+	VUNPCKHPS Y3, Y2, Y11
+	VUNPCKLPS Y5, Y4, Y12
+	VUNPCKHPS Y5, Y4, Y13
+	VUNPCKLPS Y7, Y6, Y14
+	VUNPCKHPS Y7, Y6, Y15
+
+	// Four rows per column: Y0 = a0 b0 c0 d0 | a4 b4 c4 d4, …
+	VSHUFPS $0x44, Y10, Y8, Y0
+	VSHUFPS $0xEE, Y10, Y8, Y1
+	VSHUFPS $0x44, Y11, Y9, Y2
+	VSHUFPS $0xEE, Y11, Y9, Y3
+	VSHUFPS $0x44, Y14, Y12, Y4
+	VSHUFPS $0xEE, Y14, Y12, Y5
+	VSHUFPS $0x44, Y15, Y13, Y6
+	VSHUFPS $0xEE, Y15, Y13, Y7
+
+	// Halves joined: columns 0…3 from the low halves, 4…7 from the high.
+	VPERM2F128 $0x20, Y4, Y0, Y8
+	VPERM2F128 $0x20, Y5, Y1, Y9
+	VPERM2F128 $0x20, Y6, Y2, Y10
+	VPERM2F128 $0x20, Y7, Y3, Y11
+	VPERM2F128 $0x31, Y4, Y0, Y12
+	VPERM2F128 $0x31, Y5, Y1, Y13
+	VPERM2F128 $0x31, Y6, Y2, Y14
+	VPERM2F128 $0x31, Y7, Y3, Y15
+	VMOVUPS    Y8, (DI)
+	VMOVUPS    Y9, (DI)(R11*1)
+	VMOVUPS    Y10, (DI)(R11*2)
+	VMOVUPS    Y11, (DI)(R12*1)
+	VMOVUPS    Y12, (R13)
+	VMOVUPS    Y13, (R13)(R11*1)
+	VMOVUPS    Y14, (R13)(R11*2)
+	VMOVUPS    Y15, (R13)(R12*1)
+
+	ADDQ $32, SI
+	ADDQ $32, R10
+	LEAQ (DI)(R11*8), DI
+	LEAQ (R13)(R11*8), R13
+	DECQ CX
+	JNZ  transLoop
+
+transDone:
+	VZEROUPPER
+	RET

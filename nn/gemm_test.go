@@ -146,7 +146,8 @@ func TestMatMulScaledConcurrent(t *testing.T) {
 }
 
 // BenchmarkMatMul times the product shapes the model uses most: a linear
-// layer over 256 tokens, one decode row through a 4096² layer, a backward
+// layer over 256 tokens, one decode row through a 4096² layer, 16 decode
+// rows through a 32k-word output layer, a backward
 // product without transposes and a LoRA weight gradient.
 func BenchmarkMatMul(b *testing.B) {
 	for _, s := range []struct {
@@ -155,6 +156,7 @@ func BenchmarkMatMul(b *testing.B) {
 	}{
 		{256, 1408, 512, false, true},
 		{1, 4096, 4096, false, true},
+		{16, 32000, 512, false, true},
 		{512, 512, 4096, false, false},
 		{32, 4096, 256, true, false},
 	} {
