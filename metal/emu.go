@@ -17,6 +17,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -33,6 +34,15 @@ const (
 	emuWorkingSet    = 8 << 30
 	emuMaxBufferArgs = 31
 )
+
+// watchdog is how long one dispatch may run before the emulator stops it
+// with an error: $SEAL_TTT_EMU_TIMEOUT (a Go duration), else a minute.
+var watchdog = sync.OnceValue(func() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("SEAL_TTT_EMU_TIMEOUT")); err == nil && d > 0 {
+		return d
+	}
+	return time.Minute
+})
 
 var installHandlers = sync.OnceValue(func() error {
 	if C.emu_install_handlers() != 0 {
@@ -524,10 +534,23 @@ func (dev *Device) execute(cmd *dispatch) error {
 		mu    sync.Mutex
 		first error
 		wg    sync.WaitGroup
+		used  []*C.emu_worker
 	)
+	// A kernel that runs too long (an endless loop) is stopped.
+	timer := time.AfterFunc(watchdog(), func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, w := range used {
+			C.emu_stop(w, d)
+		}
+	})
+	defer timer.Stop()
 	work := func() {
 		w := <-dev.workers
 		defer func() { dev.workers <- w }()
+		mu.Lock()
+		used = append(used, w)
+		mu.Unlock()
 		var rc C.int
 		if C.emu_worker_scratch(w, C.uint64_t(lib.scratch)) != 0 {
 			rc = -1
@@ -572,6 +595,9 @@ func (dev *Device) describe(kernel string, rc C.int, w *C.emu_worker, cmd *dispa
 	}
 	addr := uintptr(w.fault_addr)
 	sig := unix.SignalName(unix.Signal(w.signo))
+	if w.signo == C.int(unix.SIGXCPU) {
+		return fmt.Errorf("metal: kernel %q: still running after %v, stopped (the limit is $SEAL_TTT_EMU_TIMEOUT)%s", kernel, watchdog(), where)
+	}
 	if w.signo == C.int(unix.SIGFPE) {
 		return fmt.Errorf("metal: kernel %q: arithmetic fault (%s, integer division by zero?)%s", kernel, sig, where)
 	}

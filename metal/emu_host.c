@@ -7,6 +7,7 @@
 #include "emu_host.h"
 
 #include <dlfcn.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -18,16 +19,23 @@
 static __thread sigjmp_buf *emu_jmp;
 static __thread emu_worker *emu_jmp_worker;
 
-static struct sigaction old_segv, old_bus, old_fpe;
+static struct sigaction old_segv, old_bus, old_fpe, old_xcpu;
+
+// The watchdog's signal: SIGXCPU, which the Go runtime ignores unless asked.
+#define EMU_STOP_SIGNAL SIGXCPU
+
+static pthread_mutex_t emu_stop_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static void emu_signal(int sig, siginfo_t *si, void *ctx) {
-	if (emu_jmp) {
+	// A stop request counts only for the dispatch it was meant for.
+	int stop = sig != EMU_STOP_SIGNAL || (emu_jmp && emu_jmp_worker->stop == emu_jmp_worker->running);
+	if (emu_jmp && stop) {
 		emu_jmp_worker->signo = sig;
 		emu_jmp_worker->fault_addr = (uintptr_t)si->si_addr;
 		siglongjmp(*emu_jmp, 1);
 	}
 	// Not ours: hand it to the handler that was there before (Go's).
-	struct sigaction *old = sig == SIGSEGV ? &old_segv : sig == SIGBUS ? &old_bus : &old_fpe;
+	struct sigaction *old = sig == SIGSEGV ? &old_segv : sig == SIGBUS ? &old_bus : sig == SIGFPE ? &old_fpe : &old_xcpu;
 	if (old->sa_flags & SA_SIGINFO) {
 		old->sa_sigaction(sig, si, ctx);
 	} else if (old->sa_handler != SIG_IGN && old->sa_handler != SIG_DFL) {
@@ -44,7 +52,8 @@ int emu_install_handlers(void) {
 	sa.sa_sigaction = emu_signal;
 	sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
 	sigfillset(&sa.sa_mask);
-	if (sigaction(SIGSEGV, &sa, &old_segv) || sigaction(SIGBUS, &sa, &old_bus) || sigaction(SIGFPE, &sa, &old_fpe))
+	if (sigaction(SIGSEGV, &sa, &old_segv) || sigaction(SIGBUS, &sa, &old_bus) || sigaction(SIGFPE, &sa, &old_fpe) ||
+	    sigaction(EMU_STOP_SIGNAL, &sa, &old_xcpu))
 		return -1;
 	return 0;
 }
@@ -97,22 +106,42 @@ int emu_in_stack_guard(emu_worker *w, uintptr_t addr) {
 	return (addr - base) % slot < w->guard_size;
 }
 
+static void emu_set_running(emu_worker *w, emu_dispatch *d) {
+	pthread_mutex_lock(&emu_stop_mu);
+	w->running = d;
+	w->stop = NULL;
+	pthread_mutex_unlock(&emu_stop_mu);
+}
+
 int emu_exec(void *run, void *where, emu_dispatch *d, emu_worker *w) {
 	sigjmp_buf jb;
 	w->signo = 0;
 	w->have_where = 0;
 	w->msg[0] = 0;
+	w->host_thread = (uint64_t)pthread_self();
 	if (sigsetjmp(jb, 1)) {
 		emu_jmp = NULL;
+		emu_set_running(w, NULL);
 		((emu_where_fn)where)(w);
 		__atomic_store_n(&d->failed, 1, __ATOMIC_RELAXED);
 		return 2;
 	}
 	emu_jmp_worker = w;
+	emu_set_running(w, d);
 	emu_jmp = &jb;
 	int rc = ((emu_run_fn)run)(d, w);
 	emu_jmp = NULL;
+	emu_set_running(w, NULL);
 	return rc;
+}
+
+void emu_stop(emu_worker *w, emu_dispatch *d) {
+	pthread_mutex_lock(&emu_stop_mu);
+	if (w->running == d) {
+		w->stop = d;
+		pthread_kill((pthread_t)w->host_thread, EMU_STOP_SIGNAL);
+	}
+	pthread_mutex_unlock(&emu_stop_mu);
 }
 
 void *emu_dlopen(const char *path, char **err) {

@@ -5,6 +5,8 @@ package metal_test
 import (
 	"encoding/binary"
 	"math"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -332,6 +334,36 @@ kernel void k(device float* x [[buffer(0)]], uint i [[thread_position_in_warp]])
 				}
 			}
 		})
+	}
+}
+
+// TestWatchdog runs a kernel that never ends in a child process with a
+// short limit and expects an error naming it.
+func TestWatchdog(t *testing.T) {
+	if os.Getenv("SEAL_TTT_EMU_TIMEOUT") == "" {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestWatchdog$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "SEAL_TTT_EMU_TIMEOUT=300ms")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		return
+	}
+	src := header + `
+kernel void spin(device atomic_uint* x [[buffer(0)]]) {
+	while (atomic_load_explicit(x, memory_order_relaxed) == 0) {
+	}
+}`
+	_, err := run(t, src, "spin", metal.Size{X: 8}, metal.Size{X: 32}, make([]float32, 8))
+	if err == nil || !strings.Contains(err.Error(), `kernel "spin": still running after 300ms, stopped`) {
+		t.Fatalf("got %v", err)
+	}
+	// The workers recover: the next dispatch runs.
+	out, err := run(t, header+`
+kernel void one(device float* x [[buffer(0)]], uint i [[thread_position_in_grid]]) { x[i] = 1; }`,
+		"one", metal.Size{X: 8}, metal.Size{X: 32}, make([]float32, 256))
+	if err != nil || out[0][255] != 1 {
+		t.Fatalf("after a stop: %v, %v", err, out)
 	}
 }
 

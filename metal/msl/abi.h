@@ -45,6 +45,11 @@ typedef struct emu_worker {
 	int have_where;
 	uint32_t where_group[3];
 	uint32_t where_thread[3];
+
+	// Host only: which OS thread runs which dispatch, for the watchdog.
+	uint64_t host_thread;
+	emu_dispatch *running; // the dispatch being run, or NULL
+	emu_dispatch *stop;    // a dispatch the watchdog stops
 } emu_worker;
 
 // Exported by every kernel shared object.
