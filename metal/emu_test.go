@@ -340,9 +340,10 @@ kernel void k(device float* x [[buffer(0)]], uint i [[thread_position_in_warp]])
 // TestWatchdog runs a kernel that never ends in a child process with a
 // short limit and expects an error naming it.
 func TestWatchdog(t *testing.T) {
-	if os.Getenv("SEAL_TTT_EMU_TIMEOUT") == "" {
+	const child = "SEAL_TTT_WATCHDOG_TEST"
+	if os.Getenv(child) == "" {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestWatchdog$", "-test.count=1")
-		cmd.Env = append(os.Environ(), "SEAL_TTT_EMU_TIMEOUT=300ms")
+		cmd.Env = append(os.Environ(), "SEAL_TTT_EMU_TIMEOUT=300ms", child+"=1")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("%v\n%s", err, out)
