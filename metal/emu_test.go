@@ -7,9 +7,12 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/goseal/ttt/metal"
 )
@@ -605,5 +608,59 @@ kernel void k(device float* out [[buffer(0)]], uint lane [[thread_index_in_simdg
 				t.Errorf("lane %d: loop value %v, want %v", lane, got, want)
 			}
 		}
+	}
+}
+
+// TestBufferKinds binds a no-copy buffer over mmap'd memory and a buffer at
+// an offset, and checks misaligned no-copy memory is refused.
+func TestBufferKinds(t *testing.T) {
+	src := header + `
+kernel void add(device const float* a [[buffer(0)]], device float* b [[buffer(1)]], uint i [[thread_position_in_grid]]) {
+	b[i] += a[i];
+}`
+	d := device(t)
+	lib, err := d.NewLibrary(src, metal.CompileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := lib.Pipeline("add")
+	page := os.Getpagesize()
+	mem, err := unix.Mmap(-1, 0, page, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(mem)
+	if _, err := d.NewBufferNoCopy(mem[4:]); err == nil {
+		t.Error("NewBufferNoCopy of unaligned memory: no error")
+	}
+	a, err := d.NewBufferNoCopy(mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Release()
+	copy(mem, fbytes([]float32{1, 2, 3, 4, 5, 6, 7, 8}))
+	b, _ := d.NewBufferFrom(fbytes([]float32{10, 20, 30, 40, 50, 60}))
+	defer b.Release()
+
+	dispatch := func(offset, n int) error {
+		cb, _ := d.NewCommandBuffer()
+		e := cb.Encoder()
+		e.SetPipeline(p)
+		e.SetBuffer(0, a, 0)
+		e.SetBuffer(1, b, offset)
+		e.Dispatch(metal.Size{X: 1}, metal.Size{X: n})
+		e.End()
+		cb.Commit()
+		return cb.Wait()
+	}
+	if err := dispatch(8, 4); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := floats(b.Bytes()), []float32{10, 20, 31, 42, 53, 64}; !slices.Equal(got, want) {
+		t.Errorf("b = %v, want %v", got, want)
+	}
+	// Five threads from offset 8 run one element past the end.
+	if err := dispatch(8, 5); err == nil || !strings.Contains(err.Error(), "byte 24 of a 24-byte buffer bound at offset 8") {
+		t.Errorf("overrun from an offset: got %v", err)
 	}
 }
