@@ -51,6 +51,12 @@ func fbytes(f []float32) []byte {
 // to buffer(0), buffer(1), ... and returns the buffers' contents afterwards.
 func run(t *testing.T, src, kernel string, groups, threads metal.Size, bufs ...[]float32) ([][]float32, error) {
 	t.Helper()
+	return runTG(t, src, kernel, groups, threads, nil, bufs...)
+}
+
+// runTG is run with threadgroup memory lengths by [[threadgroup(n)]] index.
+func runTG(t *testing.T, src, kernel string, groups, threads metal.Size, tg map[int]int, bufs ...[]float32) ([][]float32, error) {
+	t.Helper()
 	d := device(t)
 	lib, err := d.NewLibrary(src, metal.CompileOptions{})
 	if err != nil {
@@ -75,6 +81,9 @@ func run(t *testing.T, src, kernel string, groups, threads metal.Size, bufs ...[
 		defer buf.Release()
 		mb = append(mb, buf)
 		e.SetBuffer(i, buf, 0)
+	}
+	for i, n := range tg {
+		e.SetThreadgroupMemory(i, n)
 	}
 	e.Dispatch(groups, threads)
 	e.End()
@@ -309,6 +318,19 @@ kernel void k(device float* x [[buffer(0)]], device float* y [[buffer(3)]], uint
 }`, 64, []string{"buffer 3 (y) is not set"}},
 		{"too many threads", `
 kernel void k(device float* x [[buffer(0)]]) {}`, 2048, []string{"2048 threads per threadgroup exceed 1024"}},
+		{"threadgroup array overrun", `
+kernel void k(device float* x [[buffer(0)]], uint i [[thread_position_in_threadgroup]]) {
+	threadgroup float t[64];
+	threadgroup float u[8];
+	t[i + 1] = 1;
+	u[i % 8] = t[i];
+	x[i] = u[i % 8];
+}`, 64, []string{"threadgroup array t (program_source:5) written past its end (at byte 0 after it)"}},
+		{"threadgroup argument overrun", `
+kernel void k(device float* x [[buffer(0)]], threadgroup float* t [[threadgroup(2)]], uint i [[thread_position_in_threadgroup]]) {
+	t[i] = x[i];
+	t[64 + i % 2] = 0;
+}`, 64, []string{"[[threadgroup(2)]] memory written past its end (at byte 0 after it)"}},
 		{"simdgroup matrix in divergent code", `
 kernel void k(device float* x [[buffer(0)]], uint lane [[thread_index_in_simdgroup]]) {
 	if (lane < 16) {
@@ -327,7 +349,8 @@ kernel void k(device float* x [[buffer(0)]], uint i [[thread_position_in_warp]])
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := run(t, header+tc.src, "k", metal.Size{X: 1}, metal.Size{X: tc.threads}, make([]float32, 64))
+			tg := map[int]int{2: 256} // for [[threadgroup(2)]]
+			_, err := runTG(t, header+tc.src, "k", metal.Size{X: 1}, metal.Size{X: tc.threads}, tg, make([]float32, 64))
 			if err == nil {
 				t.Fatal("no error")
 			}

@@ -732,8 +732,9 @@ func (r *rewriter) tgDecl(i int) (int, error) {
 	if r.tgDecls > 64 {
 		return 0, r.errorf(r.toks[i], "more than 64 threadgroup declarations")
 	}
-	repl := fmt.Sprintf("threadgroup %s (&%s)%s = *(threadgroup %s(*)%s)__emu_tg_alloc(%d, sizeof(%s%s), alignof(%s))",
-		typ, name, dims, typ, dims, id, typ, dims, typ)
+	what := strconv.Quote(fmt.Sprintf("%s (%s:%d)", name, r.toks[i].file, r.toks[i].line))
+	repl := fmt.Sprintf("threadgroup %s (&%s)%s = *(threadgroup %s(*)%s)__emu_tg_alloc(%d, sizeof(%s%s), alignof(%s), %s)",
+		typ, name, dims, typ, dims, id, typ, dims, typ, what)
 	r.blank(i, j)
 	r.toks[i] = token{kind: tIdent, text: repl, line: r.toks[i].line, file: r.toks[i].file}
 	// The blanked tokens keep their newlines; the ";" stays a token of its own.

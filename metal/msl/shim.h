@@ -183,7 +183,7 @@ struct alignas(64) Simd {
 	alignas(32) float mat[MAT_SLOTS][64];
 };
 
-enum { MAX_TG_DECLS = 64 };
+enum { MAX_TG_DECLS = 64, TG_GUARD = 32 };
 
 struct Group {
 	emu_dispatch *d;
@@ -196,6 +196,15 @@ struct Group {
 	bool failed;
 	char *tg;          // threadgroup memory of this group
 	unsigned tg_used;  // bytes allocated: [[threadgroup(n)]] arguments, then declarations
+	unsigned tg_bytes; // of those, the bytes Metal counts (no guard bytes)
+	// Guard bytes after every threadgroup allocation, still 0xFF at the end
+	// of the group unless a thread wrote past the allocation.
+	struct {
+		unsigned off;
+		int arg;          // [[threadgroup(arg)]], or -1 for a declaration
+		const char *what; // the declaration
+	} guards[MAX_TG_DECLS + EMU_MAX_BUFFERS];
+	unsigned nguards;
 	void *tg_arg[EMU_MAX_BUFFERS];
 	int tg_decl[MAX_TG_DECLS]; // offset of each in-kernel declaration, -1 until reached
 	// Fiber stacks not in use, the most recently freed (cache-hot) last. A
@@ -473,7 +482,8 @@ void *__emu::fiber_stack(char *top) {
 namespace __emu {
 
 static uint64_t scratch_size() {
-	return sizeof(Group) + sizeof(Thread) * EMU_MAX_THREADS + sizeof(Simd) * (EMU_MAX_THREADS / 32) + EMU_TG_LIMIT + 256;
+	return sizeof(Group) + sizeof(Thread) * EMU_MAX_THREADS + sizeof(Simd) * (EMU_MAX_THREADS / 32) + EMU_TG_LIMIT +
+	       (MAX_TG_DECLS + EMU_MAX_BUFFERS) * (TG_GUARD + 16) + 256;
 }
 
 // check_matrix_uniform reports lanes of one SIMD group that performed
@@ -492,6 +502,25 @@ static int check_matrix_uniform(Group *g) {
 			g->w->where_group[k] = g->gpos[k];
 			g->w->where_thread[k] = b->pos[k];
 		}
+		return 1;
+	}
+	return 0;
+}
+
+// check_tg_guards reports threadgroup memory written past an allocation.
+static int check_tg_guards(Group *g) {
+	for (unsigned i = 0; i < g->nguards; i++) {
+		const unsigned char *b = (const unsigned char *)g->tg + g->guards[i].off;
+		unsigned k = 0;
+		while (k < TG_GUARD && b[k] == 0xff)
+			k++;
+		if (k == TG_GUARD)
+			continue;
+		if (g->guards[i].arg >= 0)
+			snprintf(g->w->msg, EMU_MSG_LEN, "[[threadgroup(%d)]] memory written past its end (at byte %u after it)", g->guards[i].arg, k);
+		else
+			snprintf(g->w->msg, EMU_MSG_LEN, "threadgroup array %s written past its end (at byte %u after it)", g->guards[i].what, k);
+		g->w->have_where = 0;
 		return 1;
 	}
 	return 0;
@@ -537,7 +566,7 @@ static int run_group(Group *g, uint32_t index) {
 			}
 		}
 		if (g->live == 0)
-			return check_matrix_uniform(g);
+			return check_matrix_uniform(g) || check_tg_guards(g);
 		if (ran)
 			continue;
 		// Nothing can run: complete SIMD-group operations of partly active groups.
@@ -606,11 +635,17 @@ extern "C" __attribute__((visibility("default"))) int __emu_run(emu_dispatch *d,
 	g->nthreads = d->threads[0] * d->threads[1] * d->threads[2];
 	g->nsimd = (g->nthreads + 31) / 32;
 	g->tg_used = 0;
+	g->tg_bytes = 0;
+	g->nguards = 0;
 	for (int i = 0; i < EMU_MAX_BUFFERS; i++) {
 		g->tg_arg[i] = 0;
 		if (d->tg_len[i]) {
 			g->tg_arg[i] = g->tg + g->tg_used;
-			g->tg_used += (d->tg_len[i] + 15) & ~15u;
+			g->tg_bytes += (d->tg_len[i] + 15) & ~15u;
+			g->guards[g->nguards].off = g->tg_used + d->tg_len[i];
+			g->guards[g->nguards].arg = i;
+			g->nguards++;
+			g->tg_used = (g->tg_used + d->tg_len[i] + TG_GUARD + 15) & ~15u;
 		}
 	}
 	for (int i = 0; i < MAX_TG_DECLS; i++)
@@ -660,17 +695,22 @@ inline void *tg_arg(int i) { return grp->tg_arg[i]; }
 } // namespace __emu
 
 // __emu_tg_alloc returns the storage of in-kernel threadgroup declaration id
-// for the current threadgroup.
-inline void *__emu_tg_alloc(int id, unsigned size, unsigned align) {
+// for the current threadgroup; what names it in errors.
+inline void *__emu_tg_alloc(int id, unsigned size, unsigned align, const char *what) {
 	using namespace __emu;
 	Group *g = grp;
 	if (g->tg_decl[id] < 0) {
 		unsigned off = (g->tg_used + align - 1) & ~(align - 1);
-		if (off + size > EMU_TG_LIMIT)
-			EMU_FAIL("threadgroup memory exceeds %d bytes (%u requested)", EMU_TG_LIMIT, off + size);
-		memset(g->tg + g->tg_used, 0xff, off + size - g->tg_used);
+		if (g->tg_bytes + size > EMU_TG_LIMIT)
+			EMU_FAIL("threadgroup memory exceeds %d bytes (%u requested)", EMU_TG_LIMIT, g->tg_bytes + size);
+		memset(g->tg + g->tg_used, 0xff, off + size + TG_GUARD - g->tg_used);
 		g->tg_decl[id] = off;
-		g->tg_used = off + size;
+		g->tg_bytes += size;
+		g->guards[g->nguards].off = off + size;
+		g->guards[g->nguards].arg = -1;
+		g->guards[g->nguards].what = what;
+		g->nguards++;
+		g->tg_used = off + size + TG_GUARD;
 	}
 	return g->tg + g->tg_decl[id];
 }

@@ -66,7 +66,7 @@ template <class V, class... A> V __emu_make(A... a);
 #define M_LN2_F 0.69314718055994530942f
 #define M_LOG2E_F 1.44269504088896340736f
 
-__local void *__emu_tg_alloc(int id, unsigned size, unsigned align);
+__local void *__emu_tg_alloc(int id, unsigned size, unsigned align, const __constant char *what);
 
 namespace metal {
 
