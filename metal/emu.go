@@ -531,20 +531,28 @@ func (dev *Device) execute(cmd *dispatch) error {
 	lib := cmd.pipe.lib
 	nw := min(dev.nwork, ngroups)
 	var (
-		mu    sync.Mutex
-		first error
-		wg    sync.WaitGroup
-		used  []*C.emu_worker
+		mu       sync.Mutex
+		first    error
+		wg       sync.WaitGroup
+		used     []*C.emu_worker
+		finished bool
 	)
 	// A kernel that runs too long (an endless loop) is stopped.
 	timer := time.AfterFunc(watchdog(), func() {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, w := range used {
-			C.emu_stop(w, d)
+			if !finished {
+				C.emu_stop(w, d)
+			}
 		}
 	})
-	defer timer.Stop()
+	defer func() { // before d is freed
+		timer.Stop()
+		mu.Lock()
+		finished = true
+		mu.Unlock()
+	}()
 	work := func() {
 		w := <-dev.workers
 		defer func() { dev.workers <- w }()
