@@ -88,6 +88,7 @@ const (
 
 var dtypeNames = [...]string{F32: "f32", F16: "f16", BF16: "bf16"}
 
+// String is the type's name in kernel names: f32, f16 or bf16.
 func (t DType) String() string {
 	if t < 0 || int(t) >= len(dtypeNames) {
 		return fmt.Sprintf("DType(%d)", int(t))

@@ -16,13 +16,13 @@ import (
 	"sync"
 )
 
-// Shim is the Metal standard library shim the emulator compiles kernels
-// against; ABI is the header it shares with the emulator's host side.
+// shim is the Metal standard library shim the emulator compiles kernels
+// against; abi is the header it shares with the emulator's host side.
 var (
 	//go:embed shim.h
-	Shim string
+	shim string
 	//go:embed abi.h
-	ABI string
+	abi string
 	//go:embed strict.h
 	strictShim string
 )
@@ -74,6 +74,7 @@ type CompileError struct {
 	Log string
 }
 
+// Error returns the compiler's text.
 func (e *CompileError) Error() string { return "compile error:\n" + strings.TrimRight(e.Log, "\n") }
 
 // hostFlags are the code-generation flags for this machine's CPU.
@@ -140,7 +141,7 @@ func Build(source string, fast bool) (*Library, error) {
 	// The key covers what clang sees: the rewritten source, the shim and
 	// the flags.
 	h := sha256.New()
-	for _, s := range append([]string{Shim, ABI, prog.Source, clang}, compileFlags(fast)...) {
+	for _, s := range append([]string{shim, abi, prog.Source, clang}, compileFlags(fast)...) {
 		fmt.Fprintf(h, "%d:%s", len(s), s)
 	}
 	so := filepath.Join(dir, hex.EncodeToString(h.Sum(nil))[:32]+".so")
@@ -185,12 +186,12 @@ func writeAtomic(path string, data []byte) error {
 // writeShim writes the shim and the empty standard headers into a folder
 // named after their content and returns it.
 func writeShim(dir string) (string, error) {
-	sum := sha256.Sum256([]byte(Shim + ABI + strictShim))
+	sum := sha256.Sum256([]byte(shim + abi + strictShim))
 	inc := filepath.Join(dir, "shim-"+hex.EncodeToString(sum[:8]))
 	if _, err := os.Stat(filepath.Join(inc, "done")); err == nil {
 		return inc, nil
 	}
-	files := map[string]string{"shim.h": Shim, "abi.h": ABI, "strict.h": strictShim, "done": ""}
+	files := map[string]string{"shim.h": shim, "abi.h": abi, "strict.h": strictShim, "done": ""}
 	for _, h := range metalHeaders {
 		files[filepath.Join("std", h)] = ""
 	}
