@@ -35,7 +35,7 @@ kernel void matmul(device const float* a [[buffer(0)]],
 	const uint row0 = group.y * TM, col0 = group.x * TN;
 	const uint sm = (sg / 2) * 16, sn = (sg % 2) * 16;
 
-	simdgroup_float8x8 acc[2][2];
+	simdgroup_float8x8 acc[2][2], ma[2], mb[2];
 	for (uint i = 0; i < 2; i++)
 		for (uint j = 0; j < 2; j++)
 			acc[i][j] = make_filled_simdgroup_matrix<float, 8, 8>(0.0f);
@@ -65,7 +65,6 @@ kernel void matmul(device const float* a [[buffer(0)]],
 		threadgroup_barrier(mem_flags::mem_threadgroup);
 
 		for (uint kk = 0; kk < TK; kk += 8) {
-			simdgroup_float8x8 ma[2], mb[2];
 			for (uint i = 0; i < 2; i++)
 				simdgroup_load(ma[i], &a_tile[(sm + i * 8) * TK + kk], TK);
 			for (uint j = 0; j < 2; j++)
