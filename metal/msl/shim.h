@@ -997,49 +997,49 @@ inline bool simd_is_first(EMU_SITE) {
 // first lane to reach the n-th operation performs it, the others skip it.
 
 namespace __mat {
-inline __emu::Simd *simd() { return __emu::cur->simd; }
-__attribute__((always_inline)) inline bool first() {
-	__emu::Thread *t = __emu::cur;
+// first counts an operation for lane t and says whether t performs it.
+__attribute__((always_inline)) inline bool first(__emu::Thread *t) {
 	if (++t->matops > t->simd->matdone) {
 		t->simd->matdone = t->matops;
 		return true;
 	}
 	return false;
 }
-inline int alloc() {
-	unsigned long long m = __emu::cur->mats;
+inline int alloc(__emu::Thread *t) {
+	unsigned long long m = t->mats;
 	if (m == ~0ull)
 		EMU_FAIL("more than %d live simdgroup matrices", (int)__emu::MAT_SLOTS);
 	int s = __builtin_ctzll(~m);
-	__emu::cur->mats = m | (1ull << s);
+	t->mats = m | (1ull << s);
 	return s;
 }
-inline void release(int s) { __emu::cur->mats &= ~(1ull << s); }
 } // namespace __mat
 
 template <class T, int Cols, int Rows> struct simdgroup_matrix {
 	static_assert(Cols == 8 && Rows == 8, "only 8x8 simdgroup matrices are supported");
 	static_assert(sizeof(T) <= 4, "simdgroup matrix element type");
+	__emu::Thread *t; // the lane that owns this value (saves a TLS lookup per operation)
 	int slot;
-	T *data() const { return (T *)__mat::simd()->mat[slot]; }
-	simdgroup_matrix() : slot(__mat::alloc()) {}
-	simdgroup_matrix(const simdgroup_matrix &o) : slot(__mat::alloc()) {
-		if (__mat::first())
+	T *data() const { return (T *)t->simd->mat[slot]; }
+	bool first() const { return __mat::first(t); }
+	simdgroup_matrix() : t(__emu::cur), slot(__mat::alloc(t)) {}
+	simdgroup_matrix(const simdgroup_matrix &o) : t(__emu::cur), slot(__mat::alloc(t)) {
+		if (first())
 			memcpy(data(), o.data(), sizeof(T) * 64);
 	}
 	simdgroup_matrix &operator=(const simdgroup_matrix &o) {
-		if (__mat::first() && slot != o.slot)
+		if (first() && slot != o.slot)
 			memcpy(data(), o.data(), sizeof(T) * 64);
 		return *this;
 	}
-	~simdgroup_matrix() { __mat::release(slot); }
+	~simdgroup_matrix() { t->mats &= ~(1ull << slot); }
 };
 typedef simdgroup_matrix<float, 8, 8> simdgroup_float8x8;
 typedef simdgroup_matrix<half, 8, 8> simdgroup_half8x8;
 
 template <class T, int C, int R> inline simdgroup_matrix<T, C, R> make_filled_simdgroup_matrix(T v) {
 	simdgroup_matrix<T, C, R> m;
-	if (__mat::first()) {
+	if (m.first()) {
 		T *d = m.data();
 		for (int i = 0; i < 64; i++)
 			d[i] = v;
@@ -1071,7 +1071,7 @@ __attribute__((noinline)) void __load(thread simdgroup_matrix<T, C, R> &m, const
 template <class T, int C, int R, class P>
 __attribute__((always_inline)) inline void simdgroup_load(thread simdgroup_matrix<T, C, R> &m, const P *src, ulong elements_per_row = C,
                                                           ulong2 origin = ulong2(0, 0), bool transpose = false) {
-	if (__mat::first())
+	if (m.first())
 		__load(m, src, elements_per_row, origin, transpose);
 }
 template <class T, int C, int R, class P>
@@ -1092,7 +1092,7 @@ __attribute__((noinline)) void __store(thread const simdgroup_matrix<T, C, R> &m
 template <class T, int C, int R, class P>
 __attribute__((always_inline)) inline void simdgroup_store(thread const simdgroup_matrix<T, C, R> &m, P *dst, ulong elements_per_row = C,
                                                            ulong2 origin = ulong2(0, 0), bool transpose = false) {
-	if (__mat::first())
+	if (m.first())
 		__store(m, dst, elements_per_row, origin, transpose);
 }
 
@@ -1124,13 +1124,13 @@ template <class T, int C, int R>
 __attribute__((always_inline)) inline void simdgroup_multiply_accumulate(thread simdgroup_matrix<T, C, R> &d, thread const simdgroup_matrix<T, C, R> &a,
                                                                          thread const simdgroup_matrix<T, C, R> &b,
                                                                          thread const simdgroup_matrix<T, C, R> &c) {
-	if (__mat::first())
+	if (d.first())
 		__mma(d, a, b, c);
 }
 template <class T, int C, int R>
 inline void simdgroup_multiply(thread simdgroup_matrix<T, C, R> &d, thread const simdgroup_matrix<T, C, R> &a,
                                thread const simdgroup_matrix<T, C, R> &b) {
-	if (!__mat::first())
+	if (!d.first())
 		return;
 	const T *A = a.data(), *B = b.data();
 	__f8 bk[8], out[8];
