@@ -78,8 +78,7 @@ func doctor(w io.Writer) error {
 	// follow the GPU. They do not decide the exit status.
 	probes, err := check.Probes(dev)
 	if err != nil {
-		fmt.Fprintf(w, "\nprobes: %v\n", err)
-		failed++
+		fmt.Fprintf(w, "\nprobes failed (this does not fail doctor): %v\n", err)
 	} else {
 		fmt.Fprintln(w)
 		tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
