@@ -378,28 +378,41 @@ static bool complete_partial(Simd *s, unsigned sg) {
 
 extern "C" void __emu_fiber_start(void) {
 	using namespace __emu;
-	grp->d->entry();
-	Thread *t = cur;
-	Group *g = grp;
-	t->state = DONE;
-	g->live--;
-	g->simds[t->sg].nlive--;
-	// A returned thread may complete what the others wait for.
-	Simd *s = &g->simds[t->sg];
-	if (s->narrived && s->narrived == s->nlive && !s->mixed)
-		publish(s);
-	if (g->live && g->at_barrier == g->live) {
-		for (unsigned i = 0; i < g->nthreads; i++) {
-			Thread *o = &g->threads[i];
-			if (o->state == AT_BARRIER)
-				EMU_FAIL("barrier divergence: thread (%u,%u,%u) returned while thread (%u,%u,%u) waits at threadgroup_barrier at %s:%u",
-				         t->pos.x, t->pos.y, t->pos.z, o->pos.x, o->pos.y, o->pos.z, o->site.file, o->site.line);
+	for (;;) {
+		grp->d->entry();
+		Thread *t = cur;
+		Group *g = grp;
+		t->state = DONE;
+		g->live--;
+		g->simds[t->sg].nlive--;
+		// A returned thread may complete what the others wait for.
+		Simd *s = &g->simds[t->sg];
+		if (s->narrived && s->narrived == s->nlive && !s->mixed)
+			publish(s);
+		if (g->live && g->at_barrier == g->live) {
+			for (unsigned i = 0; i < g->nthreads; i++) {
+				Thread *o = &g->threads[i];
+				if (o->state == AT_BARRIER)
+					EMU_FAIL("barrier divergence: thread (%u,%u,%u) returned while thread (%u,%u,%u) waits at threadgroup_barrier at %s:%u",
+					         t->pos.x, t->pos.y, t->pos.z, o->pos.x, o->pos.y, o->pos.z, o->site.file, o->site.line);
+			}
 		}
+		// The next thread, if it has not started, runs on this stack
+		// straight away: no context switch for threads that never wait.
+		if (t->lid + 1 < g->nthreads) {
+			Thread *n = &g->threads[t->lid + 1];
+			if (n->state == RUN && n->stack < 0) {
+				n->stack = t->stack;
+				t->stack = -1;
+				cur = n;
+				continue;
+			}
+		}
+		// The scheduler takes the stack back: this fiber is still on it.
+		g->done = t;
+		for (;;)
+			to_sched();
 	}
-	// The scheduler takes the stack back: this fiber is still on it.
-	g->done = t;
-	for (;;)
-		to_sched();
 }
 
 #if defined(__x86_64__)
