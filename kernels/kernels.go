@@ -5,6 +5,12 @@
 //
 // The launchers follow the argument conventions of the nn ops they mirror:
 // the same sizes, the same row-major layouts, the same flags.
+//
+// Adding a kernel: its MSL in a .metal file of its op family (inside the
+// subset in metal/msl/SUBSET.md; `go test ./kernels/` runs the strict check
+// over every file), its host names in Names, a launcher that validates its
+// arguments, and its cases against the nn reference in kernels/check, which
+// the tests and `seal-ttt doctor` both run.
 package kernels
 
 import (
