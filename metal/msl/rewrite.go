@@ -391,11 +391,11 @@ func (r *rewriter) run() error {
 // the index after it.
 func (r *rewriter) declaration(i int) (int, error) {
 	var attrs []attr
-	var params []int // token index of the parameter list's "("
+	open := -1    // token index of the parameter list's "("
+	nameTok := -1 // the token before it: the function's name or a template-id's ">"
 	kernelKw := false
 	template, explicit := false, false
-	var nameTok = -1
-	depth := 0 // (), <> nesting is not tracked beyond parentheses
+	depth := 0 // parentheses
 	for j := i; j < len(r.toks); j++ {
 		t := r.toks[j]
 		if t.kind == tSpace || t.kind == tDirective || t.kind == tString {
@@ -418,26 +418,26 @@ func (r *rewriter) declaration(i int) (int, error) {
 		case t.text == "kernel" && depth == 0:
 			kernelKw = true
 		case t.text == "(":
-			if depth == 0 && len(params) == 0 {
-				params = append(params, j)
+			if depth == 0 && open < 0 {
+				open = j
 				nameTok = r.prevSignificant(j)
 			}
 			depth++
 		case t.text == ")":
 			depth--
 		case t.text == ";" && depth == 0:
-			return j + 1, r.finish(i, j, attrs, params, nameTok, kernelKw, template, explicit, false)
+			return j + 1, r.finish(i, attrs, open, nameTok, kernelKw, template, explicit, false)
 		case t.text == "{" && depth == 0:
 			end, err := r.block(j, kernelKw || hasAttr(attrs, "kernel"))
 			if err != nil {
 				return 0, err
 			}
-			if err := r.finish(i, j, attrs, params, nameTok, kernelKw, template, explicit, true); err != nil {
+			if err := r.finish(i, attrs, open, nameTok, kernelKw, template, explicit, true); err != nil {
 				return 0, err
 			}
 			// A struct or enum definition continues to its ";".
 			k := r.next(end)
-			if len(params) == 0 && k < len(r.toks) {
+			if open < 0 && k < len(r.toks) {
 				for ; k < len(r.toks) && !r.is(k, ";"); k++ {
 				}
 				return k + 1, nil
@@ -466,13 +466,13 @@ func (r *rewriter) prevSignificant(j int) int {
 	return -1
 }
 
-// finish records a kernel declared by tokens [i, end).
-func (r *rewriter) finish(i, end int, attrs []attr, params []int, nameTok int, kernelKw, template, explicit, body bool) error {
+// finish records the kernel, if any, that the declaration starting at token
+// i declares; open is its parameter list's "(" (or -1).
+func (r *rewriter) finish(i int, attrs []attr, open, nameTok int, kernelKw, template, explicit, body bool) error {
 	isKernel := kernelKw || hasAttr(attrs, "kernel")
-	if !isKernel || len(params) == 0 {
+	if !isKernel || open < 0 {
 		return nil
 	}
-	open := params[0]
 	// The function's name: an identifier, or a template-id "f<...>".
 	call, name := "", ""
 	if r.is(nameTok, ">") {
