@@ -627,5 +627,10 @@ func (dev *Device) describe(kernel string, rc C.int, w *C.emu_worker, cmd *dispa
 				kernel, i, name, addr-uintptr(b.buf.base), b.buf.Len(), b.offset, where)
 		}
 	}
+	if addr == 0 {
+		// x86 reports a general-protection fault, such as an aligned vector
+		// load from a misaligned address, without an address.
+		return fmt.Errorf("metal: kernel %q: invalid memory access (a null pointer, or a misaligned vector access) (%s)%s", kernel, strings.TrimPrefix(sig, "SIG"), where)
+	}
 	return fmt.Errorf("metal: kernel %q: invalid memory access at %#x (%s)%s", kernel, addr, strings.TrimPrefix(sig, "SIG"), where)
 }
