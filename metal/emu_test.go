@@ -306,6 +306,11 @@ kernel void k(device float* x [[buffer(0)]], uint i [[thread_position_in_grid]])
 kernel void k(device float* x [[buffer(0)]], uint i [[thread_position_in_grid]]) {
 	x[i] = x[i + 100000000];
 }`, 64, []string{`kernel "k": invalid memory access`}},
+		{"integer division by zero", `
+kernel void k(device float* x [[buffer(0)]], uint i [[thread_position_in_grid]]) {
+	uint d = uint(x[0]);
+	x[i] = float(i / d);
+}`, 64, []string{`kernel "k": arithmetic fault (SIGFPE, integer division by zero?)`, "thread 0,0,0"}},
 		{"too much threadgroup memory", `
 kernel void k(device float* x [[buffer(0)]], uint i [[thread_position_in_grid]]) {
 	threadgroup float big[9000];
