@@ -24,13 +24,16 @@ import (
 type gemmKernel func(k int, a, b, c []float32, ldc int, alpha float32, load bool)
 
 // gemmKernels is a micro-kernel with its tile size and vector helpers:
-// dots4 sets s[r] = x[:k]·m[r*ld:r*ld+k] for r < 4 (k a multiple of 8); axpy
-// adds alpha·x to y; transpose8, where not nil, sets dst[p*ldd+r] =
-// src[r*ld+p] for r < 8 and p < kb (a multiple of 8).
+// dots4 sets s[r] = x[:k]·m[r*ld:r*ld+k] for r < 4 (k a multiple of 8);
+// dots4x4, where not nil, sets s[4*i+j] = a[i*lda:i*lda+k]·b[j*ldb:j*ldb+k]
+// for i, j < 4 (k a multiple of 16); axpy adds alpha·x to y; transpose8,
+// where not nil, sets dst[p*ldd+r] = src[r*ld+p] for r < 8 and p < kb (a
+// multiple of 8).
 type gemmKernels struct {
 	mr, nr     int
 	tile       gemmKernel
 	dots4      func(k int, x, m []float32, ld int, s []float32)
+	dots4x4    func(k int, a []float32, lda int, b []float32, ldb int, s []float32)
 	axpy       func(alpha float32, x, y []float32)
 	transpose8 func(kb int, src []float32, ld int, dst []float32, ldd int)
 }
@@ -62,7 +65,7 @@ const (
 // gemmDotRows is the most rows of a linear layer's input (c = a·bᵀ) computed
 // as dot products rather than packed: for a few rows, the cost is reading b,
 // which packing would read and write once more.
-const gemmDotRows = 16
+const gemmDotRows = 64
 
 // gemmKind is how a task is computed.
 type gemmKind uint8
@@ -89,7 +92,7 @@ type gemmTask struct {
 // gemmBuffers are one goroutine's packing buffers.
 type gemmBuffers struct {
 	a, b, tile []float32
-	dots       [4]float32
+	dots       [16]float32
 }
 
 // gemmPool holds the helper goroutines and the calling goroutine's buffers.
@@ -227,32 +230,56 @@ func (t *gemmTask) small() {
 
 // dots computes c[i,j] = alpha·(a[i*k:(i+1)*k] · b[j*k:(j+1)*k]) (+c[i,j])
 // for all rows i and columns j in [j0,j1): four rows of b at a time, which
-// stay in cache while every row of a passes them.
-func (t *gemmTask) dots(s *[4]float32) {
+// stay in cache while the rows of a pass them, four at a time where the CPU
+// has a kernel for it.
+func (t *gemmTask) dots(s *[16]float32) {
 	k := t.k
-	k8 := k &^ 7
-	j := t.j0
-	for ; j+4 <= t.j1; j += 4 {
-		for i := range t.m {
-			kern.dots4(k8, t.a[i*k:(i+1)*k], t.b[j*k:(j+4)*k], k, s[:])
-			for r, sum := range s {
+	k8, k16 := k&^7, k&^15
+	for j := t.j0; j < t.j1; {
+		cols, ld := 4, k
+		if j+4 > t.j1 {
+			// One row of b at a time, read four times over, so that
+			// nothing past the end is read.
+			cols, ld = 1, 0
+		}
+		bj := t.b[j*k : (j+cols)*k]
+		i := 0
+		if kern.dots4x4 != nil && ld != 0 {
+			for ; i+4 <= t.m; i += 4 {
+				kern.dots4x4(k16, t.a[i*k:(i+4)*k], k, bj, k, s[:])
+				if k16 < k {
+					for q, sum := range s {
+						t.finishDot(i+q/4, j+q%4, sum, k16)
+					}
+					continue
+				}
+				for r := range 4 {
+					c := t.c[(i+r)*t.n+j : (i+r)*t.n+j+4]
+					for q, sum := range s[4*r : 4*r+4] {
+						if t.accumulate {
+							c[q] += t.alpha * sum
+						} else {
+							c[q] = t.alpha * sum
+						}
+					}
+				}
+			}
+		}
+		for ; i < t.m; i++ {
+			kern.dots4(k8, t.a[i*k:(i+1)*k], bj, ld, s[:4])
+			for r, sum := range s[:cols] {
 				t.finishDot(i, j+r, sum, k8)
 			}
 		}
-	}
-	for ; j < t.j1; j++ {
-		for i := range t.m {
-			kern.dots4(k8, t.a[i*k:(i+1)*k], t.b[j*k:(j+1)*k], 0, s[:])
-			t.finishDot(i, j, s[0], k8)
-		}
+		j += cols
 	}
 }
 
-// finishDot adds the products past k8 to sum, the dot product of rows i of a
-// and j of b over the first k8 columns, and stores the result in c[i,j].
-func (t *gemmTask) finishDot(i, j int, sum float32, k8 int) {
+// finishDot adds the products past column p0 to sum, the dot product of
+// rows i of a and j of b up to p0, and stores the result in c[i,j].
+func (t *gemmTask) finishDot(i, j int, sum float32, p0 int) {
 	x, row := t.a[i*t.k:(i+1)*t.k], t.b[j*t.k:(j+1)*t.k]
-	for p := k8; p < t.k; p++ {
+	for p := p0; p < t.k; p++ {
 		sum += x[p] * row[p]
 	}
 	sum *= t.alpha

@@ -17,6 +17,9 @@ func dots4AVX2(k int, x, m []float32, ld int, s []float32)
 func axpyAVX2(alpha float32, x, y []float32)
 
 //go:noescape
+func dots4x4AVX512(k int, a []float32, lda int, b []float32, ldb int, s []float32)
+
+//go:noescape
 func transpose8AVX2(kb int, src []float32, ld int, dst []float32, ldd int)
 
 // gemmAVX2 and gemmAVX512 are the assembly kernels, nil where the CPU lacks
@@ -30,7 +33,9 @@ func init() {
 	gemmAVX2 = &gemmKernels{mr: 6, nr: 16, tile: gemmKernel6x16, dots4: dots4AVX2, axpy: axpyAVX2, transpose8: transpose8AVX2}
 	kern = *gemmAVX2
 	if cpu.X86.HasAVX512F {
-		gemmAVX512 = &gemmKernels{mr: 14, nr: 32, tile: gemmKernel14x32, dots4: dots4AVX2, axpy: axpyAVX2, transpose8: transpose8AVX2}
-		kern = *gemmAVX512
+		k := *gemmAVX2
+		k.mr, k.nr, k.tile, k.dots4x4 = 14, 32, gemmKernel14x32, dots4x4AVX512
+		gemmAVX512 = &k
+		kern = k
 	}
 }

@@ -398,3 +398,90 @@ transLoop:
 transDone:
 	VZEROUPPER
 	RET
+
+// One step of dots4x4AVX512: row i of a (in Z16…Z19) times row j of b, loaded
+// into bj, accumulates into Z(4i+j).
+#define DOTCOL(bptr, bj, c0, c1, c2, c3) \
+	VMOVUPS     (bptr)(AX*1), bj; \
+	VFMADD231PS bj, Z16, c0;      \
+	VFMADD231PS bj, Z17, c1;      \
+	VFMADD231PS bj, Z18, c2;      \
+	VFMADD231PS bj, Z19, c3
+
+// Sums each of four accumulators c0…c3 (Z registers, low halves y0…y3) and
+// stores the four sums at off(DX).
+#define DOTSUM(c0, c1, c2, c3, y0, y1, y2, y3, x0, off) \
+	VSHUFF32X4   $0x4E, c0, c0, Z16; \
+	VADDPS       Z16, c0, c0;        \
+	VSHUFF32X4   $0x4E, c1, c1, Z17; \
+	VADDPS       Z17, c1, c1;        \
+	VSHUFF32X4   $0x4E, c2, c2, Z18; \
+	VADDPS       Z18, c2, c2;        \
+	VSHUFF32X4   $0x4E, c3, c3, Z19; \
+	VADDPS       Z19, c3, c3;        \
+	VHADDPS      y1, y0, y0;         \
+	VHADDPS      y3, y2, y2;         \
+	VHADDPS      y2, y0, y0;         \
+	VEXTRACTF128 $1, y0, X1;         \
+	VADDPS       X1, x0, x0;         \
+	VMOVUPS      x0, off(DX)
+
+// func dots4x4AVX512(k int, a []float32, lda int, b []float32, ldb int, s []float32)
+// Sets s[4*i+j] = a[i*lda : i*lda+k] · b[j*ldb : j*ldb+k] for i, j < 4; k is
+// a multiple of 16. The sixteen sums are kept in Z0…Z15.
+TEXT ·dots4x4AVX512(SB), NOSPLIT, $0-96
+	MOVQ k+0(FP), CX
+	SHLQ $2, CX
+	MOVQ a_base+8(FP), SI
+	MOVQ lda+32(FP), BX
+	SHLQ $2, BX
+	LEAQ (SI)(BX*1), R8
+	LEAQ (R8)(BX*1), R9
+	LEAQ (R9)(BX*1), R10
+	MOVQ b_base+40(FP), DI
+	MOVQ ldb+64(FP), BX
+	SHLQ $2, BX
+	LEAQ (DI)(BX*1), R11
+	LEAQ (R11)(BX*1), R12
+	LEAQ (R12)(BX*1), R13
+	MOVQ s_base+72(FP), DX
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	XORQ   AX, AX
+	TESTQ  CX, CX
+	JEQ    dots4x4Sum
+
+dots4x4Loop:
+	VMOVUPS (SI)(AX*1), Z16
+	VMOVUPS (R8)(AX*1), Z17
+	VMOVUPS (R9)(AX*1), Z18
+	VMOVUPS (R10)(AX*1), Z19
+	DOTCOL(DI, Z20, Z0, Z4, Z8, Z12)
+	DOTCOL(R11, Z21, Z1, Z5, Z9, Z13)
+	DOTCOL(R12, Z22, Z2, Z6, Z10, Z14)
+	DOTCOL(R13, Z23, Z3, Z7, Z11, Z15)
+	ADDQ $64, AX
+	CMPQ AX, CX
+	JLT  dots4x4Loop
+
+dots4x4Sum:
+	DOTSUM(Z0, Z1, Z2, Z3, Y0, Y1, Y2, Y3, X0, 0)
+	DOTSUM(Z4, Z5, Z6, Z7, Y4, Y5, Y6, Y7, X4, 16)
+	DOTSUM(Z8, Z9, Z10, Z11, Y8, Y9, Y10, Y11, X8, 32)
+	DOTSUM(Z12, Z13, Z14, Z15, Y12, Y13, Y14, Y15, X12, 48)
+	VZEROUPPER
+	RET
