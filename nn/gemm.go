@@ -12,8 +12,9 @@ import (
 // mr-row strip by one nr-column strip into an mr×nr tile of c. Packing turns
 // every transpose into the same contiguous layout and keeps the operands of
 // the inner loops in the L1 and L2 caches. A product with one row or one
-// column reads the matrix once, as dot products or scaled row sums; a tiny
-// product is a plain loop. Work is split over the cores by columns (or rows)
+// column, or a linear layer's product x·Wᵀ for up to gemmDotRows rows of x,
+// reads the matrix once, as dot products or scaled row sums, without packing;
+// a tiny product is a plain loop. Work is split over the cores by columns (or rows)
 // of c, run by helper goroutines that live as long as the process and keep
 // their packing buffers, so a product allocates nothing once warm.
 
@@ -72,13 +73,13 @@ type gemmKind uint8
 
 const (
 	gemmPacked gemmKind = iota // blocked, packed product
-	gemmDots                   // c[j] = alpha·(x · row j of mat)
-	gemmAxpys                  // c = alpha·Σ_p x[p]·(row p of mat)
+	gemmDots                   // c[i,j] = alpha·(row i of a · row j of b)
+	gemmAxpys                  // c = alpha·Σ_p a[p]·(row p of b), with m = 1
 )
 
 // gemmTask is the part of a product that one goroutine computes: rows
-// [i0,i1) and columns [j0,j1) of c = alpha·op(a)·op(b) (+c). The one-row kinds
-// use a as the vector x and b as the matrix mat, with c one row of n.
+// [i0,i1) and columns [j0,j1) of c = alpha·op(a)·op(b) (+c). The kinds other
+// than gemmPacked ignore transA and transB and take a and b as stored.
 type gemmTask struct {
 	kind           gemmKind
 	c, a, b        []float32
@@ -117,6 +118,7 @@ type gemmHelper struct {
 func (h *gemmHelper) loop() {
 	for range h.start {
 		h.task.run(&h.buf)
+		h.task = gemmTask{} // drop the matrices
 		gemmPool.done.Done()
 	}
 }
@@ -175,7 +177,7 @@ func gemm(c, a, b []float32, m, n, k int, transA, transB bool, alpha float32, ac
 		h.task.part(byRows, p*chunk, min((p+1)*chunk, split))
 		h.start <- struct{}{}
 	}
-	t.part(byRows, 0, chunk)
+	t.part(byRows, 0, min(chunk, split))
 	t.run(&gemmPool.main)
 	gemmPool.done.Wait()
 }

@@ -78,7 +78,7 @@ func testMatMulScaled(t *testing.T) {
 	}
 	shapes = append(shapes,
 		shape{1000, 33, 17}, shape{3, 1000, 65}, shape{17, 29, 1000}, shape{1, 1000, 1000}, shape{1000, 1, 300},
-		shape{200, 300, 700}, shape{3, 4500, 9}, shape{129, 1000, 257}, shape{33, 5, 0}, shape{0, 5, 3},
+		shape{200, 300, 700}, shape{3, 4500, 9}, shape{20, 20, 5000}, shape{5000, 3, 80}, shape{129, 1000, 257}, shape{33, 5, 0}, shape{0, 5, 3},
 	)
 	r := rand.New(rand.NewPCG(1, 2))
 	for _, s := range shapes {
