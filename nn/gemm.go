@@ -463,16 +463,19 @@ func gemmKernel4x4(k int, a, b, c []float32, ldc int, alpha float32, load bool) 
 	}
 }
 
-// dots4Go sets s[r] = x[:k] · m[r*ld : r*ld+k] for r < 4.
+// dots4Go sets s[r] = x[:k] · m[r*ld : r*ld+k] for r < 4, the four sums
+// taken side by side.
 func dots4Go(k int, x, m []float32, ld int, s []float32) {
-	for r := range 4 {
-		row := m[r*ld : r*ld+k]
-		var sum float32
-		for p, v := range row {
-			sum += x[p] * v
-		}
-		s[r] = sum
+	x = x[:k]
+	r0, r1, r2, r3 := m[:k], m[ld:ld+k], m[2*ld:2*ld+k], m[3*ld:3*ld+k]
+	var s0, s1, s2, s3 float32
+	for p, v := range x {
+		s0 += v * r0[p]
+		s1 += v * r1[p]
+		s2 += v * r2[p]
+		s3 += v * r3[p]
 	}
+	s[0], s[1], s[2], s[3] = s0, s1, s2, s3
 }
 
 // axpyGo adds alpha·x to y.
