@@ -4,7 +4,8 @@ import "context"
 
 // Socket is a bound ZeroMQ REP socket: Recv and Send strictly alternate, and
 // a reply goes to the peer of the last request (dropped when that peer has
-// gone).
+// gone). A Socket is used by one goroutine at a time: Close it only once
+// Recv and Send have returned (after Serve has returned).
 type Socket interface {
 	// Recv waits for the next request and returns all its frames. It
 	// returns ctx.Err() once ctx is done.

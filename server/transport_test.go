@@ -451,16 +451,18 @@ func BenchmarkRoundTrip(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			defer sock.Close()
 			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			go Serve(ctx, sock, h)
+			served := make(chan error, 1)
+			go func() { served <- Serve(ctx, sock, h) }()
 			req := []byte(twoFacts + `}`)
 			for b.Loop() {
 				if _, err := roundTrip(ctx, sock.Endpoint(), req); err != nil {
 					b.Fatal(err)
 				}
 			}
+			cancel()
+			<-served // a socket is closed only once nothing uses it
+			sock.Close()
 		})
 	}
 }
