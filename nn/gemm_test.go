@@ -81,17 +81,24 @@ func testMatMulScaled(t *testing.T) {
 		shape{200, 300, 700}, shape{3, 4500, 9}, shape{20, 20, 5000}, shape{5000, 3, 80}, shape{129, 1000, 257}, shape{33, 5, 0}, shape{0, 5, 3},
 	)
 	r := rand.New(rand.NewPCG(1, 2))
-	for _, s := range shapes {
+	for si, s := range shapes {
 		for _, transA := range []bool{false, true} {
 			for _, transB := range []bool{false, true} {
 				for _, accumulate := range []bool{false, true} {
+					// alpha ≠ 1 with and without accumulate, on alternate shapes.
 					alpha := float32(1)
-					if accumulate {
+					if accumulate == (si%2 == 0) {
 						alpha = -0.37
 					}
-					name := fmt.Sprintf("%dx%dx%d/ta=%v/tb=%v/acc=%v", s.m, s.n, s.k, transA, transB, accumulate)
+					name := fmt.Sprintf("%dx%dx%d/ta=%v/tb=%v/alpha=%v/acc=%v", s.m, s.n, s.k, transA, transB, alpha, accumulate)
 					a, b := randFloats(r, s.m*s.k), randFloats(r, s.k*s.n)
 					c := randFloats(r, s.m*s.n+1) // one guard element past the end
+					if !accumulate {
+						// c must be overwritten, never read.
+						for i := range s.m * s.n {
+							c[i] = float32(math.NaN())
+						}
+					}
 					guard := c[s.m*s.n]
 					want, scale := refMatMul(c, a, b, s.m, s.n, s.k, transA, transB, alpha, accumulate)
 					MatMulScaled(c, a, b, s.m, s.n, s.k, transA, transB, alpha, accumulate)
