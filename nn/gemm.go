@@ -27,9 +27,9 @@ type gemmKernel func(k int, a, b, c []float32, ldc int, alpha float32, load bool
 // gemmKernels is a micro-kernel with its tile size and vector helpers:
 // dots4 sets s[r] = x[:k]·m[r*ld:r*ld+k] for r < 4 (k a multiple of 8);
 // dots4x4, where not nil, sets s[4*i+j] = a[i*lda:i*lda+k]·b[j*ldb:j*ldb+k]
-// for i, j < 4 (k a multiple of 16); axpy adds alpha·x to y; transpose8,
-// where not nil, sets dst[p*ldd+r] = src[r*ld+p] for r < 8 and p < kb (a
-// multiple of 8).
+// for i, j < 4 (k a multiple of 16); axpy adds alpha·x to y (at least as
+// long as x); transpose8, where not nil, sets dst[p*ldd+r] = src[r*ld+p] for
+// r < 8 and p < kb (a multiple of 8).
 type gemmKernels struct {
 	mr, nr     int
 	tile       gemmKernel
@@ -97,8 +97,8 @@ type gemmBuffers struct {
 }
 
 // gemmPool holds the helper goroutines and the calling goroutine's buffers.
-// A product that finds it busy (another goroutine is multiplying) runs alone
-// with buffers from spareBuffers.
+// A product too small to split, or one that finds the pool busy (another
+// goroutine is multiplying), runs alone with buffers from spareBuffers.
 var gemmPool struct {
 	sync.Mutex
 	main    gemmBuffers
