@@ -57,10 +57,11 @@ const (
 )
 
 // Thresholds, in multiply-adds: a product below gemmSmall is a plain loop;
-// each goroutine of a parallel product gets at least gemmPerWorker.
+// each goroutine of a parallel product gets at least gemmPerWorker (about
+// 25 µs on one core; waking a helper costs some of that).
 const (
 	gemmSmall     = 1 << 14
-	gemmPerWorker = 1 << 19
+	gemmPerWorker = 1 << 22
 )
 
 // gemmDotRows is the most rows of a linear layer's input (c = a·bᵀ) computed
@@ -178,6 +179,11 @@ func gemm(c, a, b []float32, m, n, k int, transA, transB bool, alpha float32, ac
 		h.start <- struct{}{}
 	}
 	t.part(byRows, 0, min(chunk, split))
+	// The helpers just woken wait in this P's run-next slot, which an idle P
+	// takes over only after a delay; yielding runs one of them here at once
+	// and puts this goroutine in the global queue, where another P finds it
+	// without that delay.
+	runtime.Gosched()
 	t.run(&gemmPool.main)
 	gemmPool.done.Wait()
 }
