@@ -5,7 +5,7 @@ import (
 	"unsafe"
 )
 
-// CPU is the pure-Go backend: gonum's BLAS for matrix products, the plain
+// CPU is the pure-Go backend: our SGEMM (gemm.go) for matrix products, the plain
 // functions of cpu_ops.go for the rest, spread over all cores. Weights are
 // widened to float32 once, when loaded.
 type CPU struct{}
