@@ -9,7 +9,6 @@ require (
 	github.com/pebbe/zmq4 v1.4.0
 	golang.org/x/sys v0.50.0
 	golang.org/x/text v0.44.0
-	gonum.org/v1/gonum v0.17.0
 )
 
 require (

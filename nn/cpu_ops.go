@@ -324,18 +324,23 @@ func CrossEntropy(dlogits, logits []float32, labels []int32, cols int, scale flo
 			clear(dr)
 			return
 		}
+		target := lr[labels[r]] // read before dr (which may be lr) is written
 		m := float32(math.Inf(-1))
 		for _, v := range lr {
 			m = max(m, v)
 		}
+		// One exponential per logit: dr holds exp(v−m) until scaled.
 		var sum float64
-		for _, v := range lr {
-			sum += math.Exp(float64(v - m))
+		for i, v := range lr {
+			e := math.Exp(float64(v - m))
+			dr[i] = float32(e)
+			sum += e
 		}
 		lse := float64(m) + math.Log(sum)
-		losses[r] = lse - float64(lr[labels[r]])
-		for i, v := range lr {
-			dr[i] = scale * float32(math.Exp(float64(v)-lse))
+		losses[r] = lse - float64(target)
+		k := float32(float64(scale) / sum)
+		for i := range dr {
+			dr[i] *= k
 		}
 		dr[labels[r]] -= scale
 	})
