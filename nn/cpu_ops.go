@@ -151,50 +151,57 @@ func RoPE(x, table []float32, pos []int32, rows, cols, headDim int, inverse bool
 type AttnShape struct{ Heads, KVHeads, HeadDim int }
 
 // attentionRows is Attention computed query by query (one dot product per
-// key): the plain form, used for short segments (decoding) and as the
-// reference of the blocked form.
+// key, with a running maximum and sum so no score is stored): the plain
+// form, used for short segments (decoding) and as the reference of the
+// blocked form. Segments run in parallel.
 func attentionRows(out, lse, q, k, v []float32, segs []Segment, s AttnShape) {
 	qc, kc, d := s.Heads*s.HeadDim, s.KVHeads*s.HeadDim, s.HeadDim
 	group := s.Heads / s.KVHeads
 	scale := float32(1 / math.Sqrt(float64(d)))
-	forEachQuery(segs, s.Heads, d, func(seg Segment, i, h int, scores []float32) {
-		row := seg.Q + i
-		qh := q[row*qc+h*d : row*qc+(h+1)*d]
-		oh := out[row*qc+h*d : row*qc+(h+1)*d]
-		kvh := (h / group) * d
-		last := seg.limit(i)
-		clear(oh)
-		if last < 0 {
-			if lse != nil {
-				lse[row*s.Heads+h] = float32(math.Inf(-1))
+	parallelRows(len(segs), segs[0].N*(segs[0].Past+segs[0].N)*qc, func(si int) {
+		seg := segs[si]
+		for i := 0; i < seg.N; i++ {
+			row := seg.Q + i
+			last := seg.limit(i)
+			for h := 0; h < s.Heads; h++ {
+				qh := q[row*qc+h*d : row*qc+(h+1)*d]
+				oh := out[row*qc+h*d : row*qc+(h+1)*d]
+				kvh := (h / group) * d
+				clear(oh)
+				m, sum := float32(math.Inf(-1)), float32(0)
+				for j := 0; j <= last; j++ {
+					kr := k[(seg.KV+j)*kc+kvh : (seg.KV+j)*kc+kvh+d]
+					var dot float32
+					for x := range qh {
+						dot += qh[x] * kr[x]
+					}
+					sc := dot * scale
+					if sc > m {
+						// A new maximum: rescale what was summed so far.
+						r := float32(math.Exp(float64(m - sc)))
+						sum *= r
+						for x := range oh {
+							oh[x] *= r
+						}
+						m = sc
+					}
+					p := float32(math.Exp(float64(sc - m)))
+					sum += p
+					vr := v[(seg.KV+j)*kc+kvh : (seg.KV+j)*kc+kvh+d]
+					for x := range oh {
+						oh[x] += p * vr[x]
+					}
+				}
+				if last >= 0 {
+					inv := 1 / sum
+					for x := range oh {
+						oh[x] *= inv
+					}
+				}
+				if lse != nil {
+					lse[row*s.Heads+h] = m + float32(math.Log(float64(sum)))
+				}
 			}
-			return
-		}
-		maxS := float32(math.Inf(-1))
-		for j := 0; j <= last; j++ {
-			kr := k[(seg.KV+j)*kc+kvh : (seg.KV+j)*kc+kvh+d]
-			var dot float32
-			for x := range qh {
-				dot += qh[x] * kr[x]
-			}
-			scores[j] = dot * scale
-			maxS = max(maxS, scores[j])
-		}
-		var sum float32
-		for j := 0; j <= last; j++ {
-			scores[j] = float32(math.Exp(float64(scores[j] - maxS)))
-			sum += scores[j]
-		}
-		inv := 1 / sum
-		for j := 0; j <= last; j++ {
-			p := scores[j] * inv
-			vr := v[(seg.KV+j)*kc+kvh : (seg.KV+j)*kc+kvh+d]
-			for x := range oh {
-				oh[x] += p * vr[x]
-			}
-		}
-		if lse != nil {
-			lse[row*s.Heads+h] = maxS + float32(math.Log(float64(sum)))
 		}
 	})
 }
@@ -262,30 +269,6 @@ func attentionRowsBackward(dq, dk, dv, dout, out, lse, q, k, v []float32, segs [
 			}
 		})
 	}
-}
-
-// forEachQuery calls f for every (segment, query, head) in parallel, with a
-// scratch slice long enough for the segment's scores.
-func forEachQuery(segs []Segment, heads, d int, f func(seg Segment, i, h int, scores []float32)) {
-	type task struct{ seg, i int }
-	var tasks []task
-	maxKeys := 0
-	for si, seg := range segs {
-		for i := 0; i < seg.N; i++ {
-			tasks = append(tasks, task{si, i})
-		}
-		maxKeys = max(maxKeys, seg.Past+seg.N)
-	}
-	var pool sync.Pool
-	pool.New = func() any { s := make([]float32, maxKeys); return &s }
-	parallelRows(len(tasks), heads*maxKeys*d, func(t int) {
-		sc := pool.Get().(*[]float32)
-		seg := segs[tasks[t].seg]
-		for h := 0; h < heads; h++ {
-			f(seg, tasks[t].i, h, *sc)
-		}
-		pool.Put(sc)
-	})
 }
 
 // SiLUMul sets out = silu(gate)·up, silu(x) = x/(1+e^-x).
