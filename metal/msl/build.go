@@ -25,6 +25,8 @@ var (
 	abi string
 	//go:embed strict.h
 	strictShim string
+	//go:embed vectypes.h
+	vectypes string
 )
 
 // SourceName is the file name compile errors give to library source that
@@ -186,12 +188,12 @@ func writeAtomic(path string, data []byte) error {
 // writeShim writes the shim and the empty standard headers into a folder
 // named after their content and returns it.
 func writeShim(dir string) (string, error) {
-	sum := sha256.Sum256([]byte(shim + abi + strictShim))
+	sum := sha256.Sum256([]byte(shim + abi + strictShim + vectypes))
 	inc := filepath.Join(dir, "shim-"+hex.EncodeToString(sum[:8]))
 	if _, err := os.Stat(filepath.Join(inc, "done")); err == nil {
 		return inc, nil
 	}
-	files := map[string]string{"shim.h": shim, "abi.h": abi, "strict.h": strictShim, "done": ""}
+	files := map[string]string{"shim.h": shim, "abi.h": abi, "strict.h": strictShim, "vectypes.h": vectypes, "done": ""}
 	for _, h := range metalHeaders {
 		files[filepath.Join("std", h)] = ""
 	}

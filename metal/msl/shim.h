@@ -31,29 +31,7 @@
 // ---- Scalar and vector types ---------------------------------------------
 
 typedef _Float16 half;
-typedef unsigned int uint;
-typedef unsigned short ushort;
-typedef unsigned char uchar;
-typedef unsigned long ulong;
-typedef __SIZE_TYPE__ size_t;
-typedef __PTRDIFF_TYPE__ ptrdiff_t;
-
-#define EMU_VEC(T, name)                                       \
-	typedef T name##2 __attribute__((ext_vector_type(2))); \
-	typedef T name##3 __attribute__((ext_vector_type(3))); \
-	typedef T name##4 __attribute__((ext_vector_type(4)));
-EMU_VEC(float, float)
-EMU_VEC(half, half)
-EMU_VEC(int, int)
-EMU_VEC(uint, uint)
-EMU_VEC(short, short)
-EMU_VEC(ushort, ushort)
-EMU_VEC(char, char)
-EMU_VEC(uchar, uchar)
-EMU_VEC(long, long)
-EMU_VEC(ulong, ulong)
-#undef EMU_VEC
-template <class T, int N> using vec = T __attribute__((ext_vector_type(N)));
+#include "vectypes.h"
 
 constexpr half operator""h(long double v) { return (half)v; }
 

@@ -7,29 +7,7 @@
 
 #pragma OPENCL EXTENSION cl_khr_fp16 : enable
 
-typedef unsigned char uchar;
-typedef unsigned short ushort;
-typedef unsigned int uint;
-typedef unsigned long ulong;
-typedef __SIZE_TYPE__ size_t;
-typedef __PTRDIFF_TYPE__ ptrdiff_t;
-
-#define EMU_VEC(T, name)                                       \
-	typedef T name##2 __attribute__((ext_vector_type(2))); \
-	typedef T name##3 __attribute__((ext_vector_type(3))); \
-	typedef T name##4 __attribute__((ext_vector_type(4)));
-EMU_VEC(float, float)
-EMU_VEC(half, half)
-EMU_VEC(int, int)
-EMU_VEC(uint, uint)
-EMU_VEC(short, short)
-EMU_VEC(ushort, ushort)
-EMU_VEC(char, char)
-EMU_VEC(uchar, uchar)
-EMU_VEC(long, long)
-EMU_VEC(ulong, ulong)
-#undef EMU_VEC
-template <class T, int N> using vec = T __attribute__((ext_vector_type(N)));
+#include "vectypes.h"
 
 // Metal's vector constructors take any mix of scalars and vectors (and
 // convert); C-style casts between vector types stay errors, as OpenCL has
