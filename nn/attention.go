@@ -85,7 +85,7 @@ func segKeys(seg Segment) int {
 // honouring each query's causal/padding limit (masked entries become 0), and
 // returns nothing; lse gets each row's log-sum-exp when not nil.
 func softmaxRows(sc []float32, seg Segment, keys int, lse []float32, heads, h int) {
-	parallelRows(seg.N, keys, func(i int) {
+	parallelRows(seg.N, keys, rowFunc(func(i int) {
 		row := sc[i*keys : (i+1)*keys]
 		last := seg.limit(i)
 		if last < 0 {
@@ -112,7 +112,7 @@ func softmaxRows(sc []float32, seg Segment, keys int, lse []float32, heads, h in
 		if lse != nil {
 			lse[(seg.Q+i)*heads+h] = m + float32(math.Log(float64(sum)))
 		}
-	})
+	}))
 }
 
 func attentionBlocked(out, lse, q, k, v []float32, seg Segment, s AttnShape) {
@@ -161,7 +161,7 @@ func attentionBlockedBackward(dq, dk, dv, dout, out, lse, q, k, v []float32, seg
 			gatherHead(w.doh, dout, seg.Q, seg.N, qc, h*d, d)
 			// P from the saved log-sum-exps: P = exp(scale·q·kᵀ − lse).
 			MatMulScaled(w.sc, w.qh, w.kh, seg.N, keys, d, false, true, scale, false)
-			parallelRows(seg.N, keys, func(i int) {
+			parallelRows(seg.N, keys, rowFunc(func(i int) {
 				row := w.sc[i*keys : (i+1)*keys]
 				last := seg.limit(i)
 				l := lse[(seg.Q+i)*s.Heads+h]
@@ -172,11 +172,11 @@ func attentionBlockedBackward(dq, dk, dv, dout, out, lse, q, k, v []float32, seg
 						row[j] = 0
 					}
 				}
-			})
+			}))
 			// dV += Pᵀ·dO; dP = dO·vᵀ; dS = P∘(dP − rowsum(dO∘O))·scale.
 			MatMulScaled(w.dvh, w.sc, w.doh, keys, d, seg.N, true, false, 1, true)
 			MatMulScaled(w.dp, w.doh, w.vh, seg.N, keys, d, false, true, 1, false)
-			parallelRows(seg.N, keys, func(i int) {
+			parallelRows(seg.N, keys, rowFunc(func(i int) {
 				var delta float32
 				for x := 0; x < d; x++ {
 					delta += w.doh[i*d+x] * w.oh[i*d+x]
@@ -185,7 +185,7 @@ func attentionBlockedBackward(dq, dk, dv, dout, out, lse, q, k, v []float32, seg
 				for j := range dp {
 					dp[j] = p[j] * (dp[j] - delta) * scale
 				}
-			})
+			}))
 			// dQ = dS·k; dK += dSᵀ·q.
 			MatMulScaled(w.oh, w.dp, w.kh, seg.N, d, keys, false, false, 1, false)
 			scatterHead(dq, w.oh, seg.Q, seg.N, qc, h*d, d, false)

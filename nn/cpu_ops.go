@@ -35,14 +35,22 @@ func MatMulScaled(c, a, b []float32, m, n, k int, transA, transB bool, alpha flo
 // each of rows rows of cols values, accumulating the mean square in float32
 // as transformers' Qwen2RMSNorm and LlamaRMSNorm do.
 func RMSNorm(out, x, weight []float32, rows, cols int, eps float32) {
-	parallelRows(rows, cols, func(r int) {
-		xr := x[r*cols : (r+1)*cols]
-		or := out[r*cols : (r+1)*cols]
-		inv := rmsInv(xr, eps)
-		for i, v := range xr {
-			or[i] = weight[i] * (v * inv)
-		}
-	})
+	parallelRows(rows, cols, rmsNormOp{out, x, weight, cols, eps})
+}
+
+type rmsNormOp struct {
+	out, x, weight []float32
+	cols           int
+	eps            float32
+}
+
+func (o rmsNormOp) row(r int) {
+	xr := o.x[r*o.cols : (r+1)*o.cols]
+	or := o.out[r*o.cols : (r+1)*o.cols]
+	inv := rmsInv(xr, o.eps)
+	for i, v := range xr {
+		or[i] = o.weight[i] * (v * inv)
+	}
 }
 
 // rmsInv returns 1/sqrt(mean(x²)+eps).
@@ -54,19 +62,29 @@ func rmsInv(x []float32, eps float32) float32 {
 	return float32(1 / math.Sqrt(float64(ss/float32(len(x))+eps)))
 }
 
-// parallelRows calls f for every row in [0, rows), spreading rows over the
-// machine's cores when the work (rows*cost) is large enough to pay for it.
-func parallelRows(rows, cost int, f func(r int)) {
-	workers := runtime.GOMAXPROCS(0)
-	if workers > rows {
-		workers = rows
-	}
+// rowOp is an op computed row by row: row(r) computes row r.
+type rowOp interface{ row(r int) }
+
+// rowFunc runs a closure as a rowOp.
+type rowFunc func(r int)
+
+func (f rowFunc) row(r int) { f(r) }
+
+// parallelRows runs op.row for every row in [0, rows), spreading rows over
+// the machine's cores when the work (rows·cost) is large enough to pay for
+// it. An op passed by value (a struct, not a closure) costs no allocation
+// on the serial path: only the parallel path copies it to the heap, so
+// small steps such as decoding one token allocate nothing.
+func parallelRows[T rowOp](rows, cost int, op T) {
+	workers := min(runtime.GOMAXPROCS(0), rows)
 	if workers <= 1 || rows*cost < 1<<15 {
 		for r := 0; r < rows; r++ {
-			f(r)
+			op.row(r)
 		}
 		return
 	}
+	shared := new(T)
+	*shared = op
 	var wg sync.WaitGroup
 	chunk := (rows + workers - 1) / workers
 	for lo := 0; lo < rows; lo += chunk {
@@ -75,7 +93,7 @@ func parallelRows(rows, cost int, f func(r int)) {
 		go func(lo, hi int) {
 			defer wg.Done()
 			for r := lo; r < hi; r++ {
-				f(r)
+				(*shared).row(r)
 			}
 		}(lo, hi)
 	}
@@ -85,7 +103,7 @@ func parallelRows(rows, cost int, f func(r int)) {
 // RMSNormBackward sets dx to the gradient of RMSNorm's input for output
 // gradient dy: with r = 1/rms(x), dx = r·(w·dy) − x·r³·mean(x·w·dy).
 func RMSNormBackward(dx, dy, x, weight []float32, rows, cols int, eps float32) {
-	parallelRows(rows, cols, func(r int) {
+	parallelRows(rows, cols, rowFunc(func(r int) {
 		xr, dyr, dxr := x[r*cols:(r+1)*cols], dy[r*cols:(r+1)*cols], dx[r*cols:(r+1)*cols]
 		inv := rmsInv(xr, eps)
 		var dot float32
@@ -96,7 +114,7 @@ func RMSNormBackward(dx, dy, x, weight []float32, rows, cols int, eps float32) {
 		for i, v := range xr {
 			dxr[i] = inv*weight[i]*dyr[i] - v*c
 		}
-	})
+	}))
 }
 
 // Embed copies row ids[r] of table (cols wide) into row r of out.
@@ -128,22 +146,31 @@ func RopeTable(invFreq []float32, positions int) []float32 {
 // (x[i], x[i+half]) turns by angle i. inverse turns the other way, which is
 // also the rotation's gradient.
 func RoPE(x, table []float32, pos []int32, rows, cols, headDim int, inverse bool) {
-	half := headDim / 2
-	parallelRows(rows, cols, func(r int) {
-		t := table[int(pos[r])*headDim : (int(pos[r])+1)*headDim]
-		cos, sin := t[:half], t[half:]
-		xr := x[r*cols : (r+1)*cols]
-		for h := 0; h < cols; h += headDim {
-			a, b := xr[h:h+half], xr[h+half:h+headDim]
-			for i := range a {
-				s := sin[i]
-				if inverse {
-					s = -s
-				}
-				a[i], b[i] = a[i]*cos[i]-b[i]*s, b[i]*cos[i]+a[i]*s
+	parallelRows(rows, cols, ropeOp{x, table, pos, cols, headDim, inverse})
+}
+
+type ropeOp struct {
+	x, table      []float32
+	pos           []int32
+	cols, headDim int
+	inverse       bool
+}
+
+func (o ropeOp) row(r int) {
+	d, half := o.headDim, o.headDim/2
+	t := o.table[int(o.pos[r])*d : (int(o.pos[r])+1)*d]
+	cos, sin := t[:half], t[half:]
+	xr := o.x[r*o.cols : (r+1)*o.cols]
+	for h := 0; h < o.cols; h += d {
+		a, b := xr[h:h+half], xr[h+half:h+d]
+		for i := range a {
+			s := sin[i]
+			if o.inverse {
+				s = -s
 			}
+			a[i], b[i] = a[i]*cos[i]-b[i]*s, b[i]*cos[i]+a[i]*s
 		}
-	})
+	}
 }
 
 // AttnShape gives Attention's dimensions: heads query heads and kvHeads
@@ -155,55 +182,66 @@ type AttnShape struct{ Heads, KVHeads, HeadDim int }
 // form, used for short segments (decoding) and as the reference of the
 // blocked form. Segments run in parallel.
 func attentionRows(out, lse, q, k, v []float32, segs []Segment, s AttnShape) {
+	cost := segs[0].N * (segs[0].Past + segs[0].N) * s.Heads * s.HeadDim
+	parallelRows(len(segs), cost, attnRowsOp{out, lse, q, k, v, segs, s})
+}
+
+// attnRowsOp's rows are segments.
+type attnRowsOp struct {
+	out, lse, q, k, v []float32
+	segs              []Segment
+	s                 AttnShape
+}
+
+func (o attnRowsOp) row(si int) {
+	s, q, k, v, out, lse := o.s, o.q, o.k, o.v, o.out, o.lse
 	qc, kc, d := s.Heads*s.HeadDim, s.KVHeads*s.HeadDim, s.HeadDim
 	group := s.Heads / s.KVHeads
 	scale := float32(1 / math.Sqrt(float64(d)))
-	parallelRows(len(segs), segs[0].N*(segs[0].Past+segs[0].N)*qc, func(si int) {
-		seg := segs[si]
-		for i := 0; i < seg.N; i++ {
-			row := seg.Q + i
-			last := seg.limit(i)
-			for h := 0; h < s.Heads; h++ {
-				qh := q[row*qc+h*d : row*qc+(h+1)*d]
-				oh := out[row*qc+h*d : row*qc+(h+1)*d]
-				kvh := (h / group) * d
-				clear(oh)
-				m, sum := float32(math.Inf(-1)), float32(0)
-				for j := 0; j <= last; j++ {
-					kr := k[(seg.KV+j)*kc+kvh : (seg.KV+j)*kc+kvh+d]
-					var dot float32
-					for x := range qh {
-						dot += qh[x] * kr[x]
-					}
-					sc := dot * scale
-					if sc > m {
-						// A new maximum: rescale what was summed so far.
-						r := float32(math.Exp(float64(m - sc)))
-						sum *= r
-						for x := range oh {
-							oh[x] *= r
-						}
-						m = sc
-					}
-					p := float32(math.Exp(float64(sc - m)))
-					sum += p
-					vr := v[(seg.KV+j)*kc+kvh : (seg.KV+j)*kc+kvh+d]
-					for x := range oh {
-						oh[x] += p * vr[x]
-					}
+	seg := o.segs[si]
+	for i := 0; i < seg.N; i++ {
+		row := seg.Q + i
+		last := seg.limit(i)
+		for h := 0; h < s.Heads; h++ {
+			qh := q[row*qc+h*d : row*qc+(h+1)*d]
+			oh := out[row*qc+h*d : row*qc+(h+1)*d]
+			kvh := (h / group) * d
+			clear(oh)
+			m, sum := float32(math.Inf(-1)), float32(0)
+			for j := 0; j <= last; j++ {
+				kr := k[(seg.KV+j)*kc+kvh : (seg.KV+j)*kc+kvh+d]
+				var dot float32
+				for x := range qh {
+					dot += qh[x] * kr[x]
 				}
-				if last >= 0 {
-					inv := 1 / sum
+				sc := dot * scale
+				if sc > m {
+					// A new maximum: rescale what was summed so far.
+					r := float32(math.Exp(float64(m - sc)))
+					sum *= r
 					for x := range oh {
-						oh[x] *= inv
+						oh[x] *= r
 					}
+					m = sc
 				}
-				if lse != nil {
-					lse[row*s.Heads+h] = m + float32(math.Log(float64(sum)))
+				p := float32(math.Exp(float64(sc - m)))
+				sum += p
+				vr := v[(seg.KV+j)*kc+kvh : (seg.KV+j)*kc+kvh+d]
+				for x := range oh {
+					oh[x] += p * vr[x]
 				}
 			}
+			if last >= 0 {
+				inv := 1 / sum
+				for x := range oh {
+					oh[x] *= inv
+				}
+			}
+			if lse != nil {
+				lse[row*s.Heads+h] = m + float32(math.Log(float64(sum)))
+			}
 		}
-	})
+	}
 }
 
 // attentionRowsBackward is AttentionBackward computed query by query.
@@ -221,7 +259,7 @@ func attentionRowsBackward(dq, dk, dv, dout, out, lse, q, k, v []float32, segs [
 		}
 		clear(dk[seg.KV*kc : (seg.KV+seg.Past+seg.N)*kc])
 		clear(dv[seg.KV*kc : (seg.KV+seg.Past+seg.N)*kc])
-		parallelRows(s.KVHeads, seg.N*keys*d*group, func(g int) {
+		parallelRows(s.KVHeads, seg.N*keys*d*group, rowFunc(func(g int) {
 			probs := make([]float32, keys)
 			for h := g * group; h < (g+1)*group; h++ {
 				for i := 0; i < seg.N; i++ {
@@ -267,25 +305,30 @@ func attentionRowsBackward(dq, dk, dv, dout, out, lse, q, k, v []float32, segs [
 					}
 				}
 			}
-		})
+		}))
 	}
 }
 
 // SiLUMul sets out = silu(gate)·up, silu(x) = x/(1+e^-x).
 func SiLUMul(out, gate, up []float32) {
-	parallelRows(len(out)/1024+1, 1024*8, func(c int) {
-		lo, hi := c*1024, min((c+1)*1024, len(out))
-		for i := lo; i < hi; i++ {
-			g := gate[i]
-			out[i] = g / (1 + float32(math.Exp(float64(-g)))) * up[i]
-		}
-	})
+	parallelRows(len(out)/1024+1, 1024*8, siluMulOp{out, gate, up})
+}
+
+// siluMulOp's rows are chunks of 1024 elements.
+type siluMulOp struct{ out, gate, up []float32 }
+
+func (o siluMulOp) row(c int) {
+	lo, hi := c*1024, min((c+1)*1024, len(o.out))
+	for i := lo; i < hi; i++ {
+		g := o.gate[i]
+		o.out[i] = g / (1 + float32(math.Exp(float64(-g)))) * o.up[i]
+	}
 }
 
 // SiLUMulBackward sets the gradients of SiLUMul: dup = dout·silu(gate),
 // dgate = dout·up·σ(gate)·(1 + gate·(1−σ(gate))).
 func SiLUMulBackward(dgate, dup, dout, gate, up []float32) {
-	parallelRows(len(dout)/1024+1, 1024*8, func(c int) {
+	parallelRows(len(dout)/1024+1, 1024*8, rowFunc(func(c int) {
 		lo, hi := c*1024, min((c+1)*1024, len(dout))
 		for i := lo; i < hi; i++ {
 			g := gate[i]
@@ -293,7 +336,7 @@ func SiLUMulBackward(dgate, dup, dout, gate, up []float32) {
 			dup[i] = dout[i] * g * sig
 			dgate[i] = dout[i] * up[i] * sig * (1 + g*(1-sig))
 		}
-	})
+	}))
 }
 
 // CrossEntropy returns the summed cross-entropy of rows whose label is not
@@ -301,7 +344,7 @@ func SiLUMulBackward(dgate, dup, dout, gate, up []float32) {
 // them (zero rows elsewhere). The log-sum-exp is accumulated in float64.
 func CrossEntropy(dlogits, logits []float32, labels []int32, cols int, scale float32) float64 {
 	losses := make([]float64, len(labels))
-	parallelRows(len(labels), cols, func(r int) {
+	parallelRows(len(labels), cols, rowFunc(func(r int) {
 		lr, dr := logits[r*cols:(r+1)*cols], dlogits[r*cols:(r+1)*cols]
 		if labels[r] < 0 {
 			clear(dr)
@@ -326,7 +369,7 @@ func CrossEntropy(dlogits, logits []float32, labels []int32, cols int, scale flo
 			dr[i] *= k
 		}
 		dr[labels[r]] -= scale
-	})
+	}))
 	var total float64
 	for _, l := range losses {
 		total += l

@@ -44,6 +44,9 @@ func (m *Model) Generate(ctx context.Context, prompts [][]int32, ad *Adapter, o 
 	if len(prompts) == 0 || o.MaxNewTokens == 0 {
 		return out, nil
 	}
+	for i := range out {
+		out[i] = make([]int32, 0, o.MaxNewTokens)
+	}
 	capacity := longest + o.MaxNewTokens
 	if capacity > m.Config.MaxPositions {
 		return nil, fmt.Errorf("prompt of %d tokens plus %d new tokens exceeds the model's %d positions", longest, o.MaxNewTokens, m.Config.MaxPositions)

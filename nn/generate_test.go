@@ -101,3 +101,24 @@ func TestSampleTopP(t *testing.T) {
 		t.Errorf("index 0 drawn with frequency %.3f, want 0.625", f)
 	}
 }
+
+// TestDecodeAllocatesNothingPerToken: once a Generate call has set up its
+// cache and buffers, each further token of a single sequence allocates
+// nothing, so 40 new tokens cost as many allocations as 8.
+func TestDecodeAllocatesNothingPerToken(t *testing.T) {
+	m := Builtin(CPU{})
+	prompt := [][]int32{{72, 101, 108, 108, 111}}
+	allocs := func(n int) float64 {
+		return testing.AllocsPerRun(3, func() {
+			out, err := m.Generate(context.Background(), prompt, nil, GenerateOptions{MaxNewTokens: n})
+			if err != nil || len(out[0]) != n {
+				t.Fatalf("generated %d tokens, %v", len(out[0]), err)
+			}
+		})
+	}
+	short, long := allocs(8), allocs(40)
+	t.Logf("allocations per Generate call: %.0f for 8 tokens, %.0f for 40", short, long)
+	if long > short {
+		t.Errorf("8 tokens: %.0f allocations, 40 tokens: %.0f; decoding allocates per token", short, long)
+	}
+}
