@@ -31,6 +31,7 @@ func ParsePadding(s string) (Padding, error) {
 	return 0, fmt.Errorf("unknown padding mode %q (want max_length or longest)", s)
 }
 
+// String returns the mode's request name: "max_length" or "longest".
 func (p Padding) String() string {
 	if p == Longest {
 		return "longest"

@@ -23,6 +23,7 @@ const (
 	BF16
 )
 
+// String returns the safetensors name of the type (F32, F16, BF16).
 func (d DType) String() string { return [...]string{"F32", "F16", "BF16"}[d] }
 
 // Size is the width of one element in bytes.
