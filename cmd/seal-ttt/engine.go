@@ -57,13 +57,13 @@ func modelName(modelFlag string) string {
 // loadModel loads the model named by modelFlag (a local directory or a
 // Hugging Face id; "" means the built-in demo model) on backend ("" means the
 // CPU) and returns it as the TTT cycle sees it, with a one-line description
-// for the startup log.
-func loadModel(modelFlag, backend string) (server.Model, string, error) {
+// for the startup log; log receives the model's warnings.
+func loadModel(modelFlag, backend string, log *slog.Logger) (server.Model, string, error) {
 	m, tok, desc, err := openModel(modelFlag, backend)
 	if err != nil {
 		return nil, "", err
 	}
-	e, err := server.NewEngine(m, tok, modelName(modelFlag), slog.Default())
+	e, err := server.NewEngine(m, tok, modelName(modelFlag), log)
 	if err != nil {
 		return nil, "", err
 	}

@@ -72,7 +72,7 @@ func (c *cycleFlags) handler(log *slog.Logger, port int) (*server.Handler, error
 	case c.padding != "max_length" && c.padding != "longest":
 		return nil, fmt.Errorf("unknown --padding %q: use max_length or longest", c.padding)
 	}
-	model, desc, err := loadModel(c.model, c.backend)
+	model, desc, err := loadModel(c.model, c.backend, log)
 	if err != nil {
 		return nil, err
 	}
