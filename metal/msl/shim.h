@@ -849,30 +849,7 @@ using metal::tanh;
 using metal::length;
 using metal::dot;
 } // namespace fast
-namespace precise {
-using metal::abs;
-using metal::clamp;
-using metal::cos;
-using metal::exp;
-using metal::exp2;
-using metal::fabs;
-using metal::floor;
-using metal::fmax;
-using metal::fmin;
-using metal::log;
-using metal::log2;
-using metal::max;
-using metal::min;
-using metal::normalize;
-using metal::pow;
-using metal::powr;
-using metal::rsqrt;
-using metal::sin;
-using metal::sqrt;
-using metal::tanh;
-using metal::length;
-using metal::dot;
-} // namespace precise
+namespace precise = fast; // the same functions under both names
 
 template <class T, class F> inline T as_type(F f) {
 	static_assert(sizeof(T) == sizeof(F), "as_type: sizes differ");
