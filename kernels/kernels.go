@@ -177,13 +177,36 @@ func params(fields ...any) []byte {
 	return b
 }
 
-// need checks that buffer b holds at least n bytes.
-func need(kernel, name string, b *metal.Buffer, n int) error {
-	if b == nil {
+// Buf is a kernel argument: the bytes of Buffer from byte offset Off on.
+// A tensor that is a slice of a larger allocation is the allocation and the
+// slice's offset.
+type Buf struct {
+	Buffer *metal.Buffer
+	Off    int
+}
+
+// Whole returns a Buf for all of b.
+func Whole(b *metal.Buffer) Buf { return Buf{Buffer: b} }
+
+// need checks that buffer b holds at least n bytes from its offset on, and
+// that the offset keeps its elements aligned (4 bytes, as Metal requires of
+// device buffer offsets and as float and uint loads need).
+func need(kernel, name string, b Buf, n int) error {
+	if b.Buffer == nil {
 		return fmt.Errorf("kernels: %s: %s is nil", kernel, name)
 	}
-	if b.Len() < n {
-		return fmt.Errorf("kernels: %s: %s holds %d bytes, needs %d", kernel, name, b.Len(), n)
+	if b.Off < 0 || b.Off%4 != 0 {
+		return fmt.Errorf("kernels: %s: %s offset %d is not a multiple of 4", kernel, name, b.Off)
+	}
+	if have := b.Buffer.Len() - b.Off; have < n {
+		at := ""
+		if b.Off > 0 {
+			at = fmt.Sprintf(" after offset %d", b.Off)
+		}
+		return fmt.Errorf("kernels: %s: %s holds %d bytes%s, needs %d", kernel, name, have, at, n)
 	}
 	return nil
 }
+
+// bind binds b to [[buffer(index)]].
+func bind(e *metal.Encoder, index int, b Buf) { e.SetBuffer(index, b.Buffer, b.Off) }

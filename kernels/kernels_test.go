@@ -68,7 +68,7 @@ func benchMatMul(b *testing.B, dt kernels.DType, m, n, k int, transB bool) {
 			b.Fatal(err)
 		}
 		e := cb.Encoder()
-		if err := l.MatMul(e, bufs[0], bufs[1], bufs[2], dt, m, n, k, false, transB, false); err != nil {
+		if err := l.MatMul(e, kernels.Whole(bufs[0]), kernels.Whole(bufs[1]), kernels.Whole(bufs[2]), dt, m, n, k, false, transB, false); err != nil {
 			b.Fatal(err)
 		}
 		e.End()
@@ -100,7 +100,7 @@ func BenchmarkRMSNorm128x4096(b *testing.B) {
 	for b.Loop() {
 		cb, _ := d.NewCommandBuffer()
 		e := cb.Encoder()
-		if err := l.RMSNorm(e, out, x, w, kernels.BF16, rows, cols, 1e-6); err != nil {
+		if err := l.RMSNorm(e, kernels.Whole(out), kernels.Whole(x), kernels.Whole(w), kernels.BF16, rows, cols, 1e-6); err != nil {
 			b.Fatal(err)
 		}
 		e.End()

@@ -12,7 +12,7 @@ import (
 // bt (b is stored n×k when transB). All row-major. A linear layer y = x·Wᵀ
 // with W stored [out, in] is MatMul(e, y, x, W, dt, rows, out, in, false,
 // true, false). A single row (m == 1) uses a matrix-vector kernel.
-func (l *Library) MatMul(e *metal.Encoder, c, a, b *metal.Buffer, bt DType, m, n, k int, transA, transB, accumulate bool) error {
+func (l *Library) MatMul(e *metal.Encoder, c, a, b Buf, bt DType, m, n, k int, transA, transB, accumulate bool) error {
 	if m < 0 || n < 0 || k < 0 || m*n >= 1<<32 || m*k >= 1<<32 || n*k >= 1<<32 {
 		return fmt.Errorf("kernels: matmul: bad shape m=%d n=%d k=%d", m, n, k)
 	}
@@ -48,9 +48,9 @@ func (l *Library) MatMul(e *metal.Encoder, c, a, b *metal.Buffer, bt DType, m, n
 		groups, threads = metal.Size{X: (n + 31) / 32, Y: (m + 31) / 32, Z: 1}, metal.Size{X: 128, Y: 1, Z: 1}
 	}
 	e.SetPipeline(l.pipes[name])
-	e.SetBuffer(0, a, 0)
-	e.SetBuffer(1, b, 0)
-	e.SetBuffer(2, c, 0)
+	bind(e, 0, a)
+	bind(e, 1, b)
+	bind(e, 2, c)
 	e.SetBytes(3, args)
 	e.Dispatch(groups, threads)
 	return nil

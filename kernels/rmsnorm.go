@@ -9,7 +9,7 @@ import (
 // RMSNorm encodes out[r,:] = x[r,:] / sqrt(mean(x[r,:]²) + eps) * weight
 // for rows rows of cols float32 values, with the meaning of nn.RMSNorm;
 // weight holds cols elements of type wt.
-func (l *Library) RMSNorm(e *metal.Encoder, out, x, weight *metal.Buffer, wt DType, rows, cols int, eps float32) error {
+func (l *Library) RMSNorm(e *metal.Encoder, out, x, weight Buf, wt DType, rows, cols int, eps float32) error {
 	if rows < 0 || cols < 0 || rows*cols >= 1<<32 {
 		return fmt.Errorf("kernels: rmsnorm: bad shape rows=%d cols=%d", rows, cols)
 	}
@@ -31,9 +31,9 @@ func (l *Library) RMSNorm(e *metal.Encoder, out, x, weight *metal.Buffer, wt DTy
 	// A multiple of 32 threads, up to 256, and no more than the row needs.
 	threads := min(256, (cols+31)/32*32)
 	e.SetPipeline(l.pipes["rmsnorm_"+wt.String()])
-	e.SetBuffer(0, x, 0)
-	e.SetBuffer(1, weight, 0)
-	e.SetBuffer(2, out, 0)
+	bind(e, 0, x)
+	bind(e, 1, weight)
+	bind(e, 2, out)
 	e.SetBytes(3, params(rows, cols, eps))
 	e.Dispatch(metal.Size{X: rows, Y: 1, Z: 1}, metal.Size{X: threads, Y: 1, Z: 1})
 	return nil

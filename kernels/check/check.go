@@ -215,7 +215,7 @@ func matmulCase(dt kernels.DType, m, n, k int, transA, transB, accumulate bool) 
 			want := append([]float32(nil), c0...)
 			nn.MatMul(want, a, wref, m, n, k, transA, transB, accumulate)
 			outs, t, err := launch(dev, [][]byte{f32bytes(c0), f32bytes(a), wb}, func(e *metal.Encoder, b []*metal.Buffer) error {
-				return lib.MatMul(e, b[0], b[1], b[2], dt, m, n, k, transA, transB, accumulate)
+				return lib.MatMul(e, kernels.Whole(b[0]), kernels.Whole(b[1]), kernels.Whole(b[2]), dt, m, n, k, transA, transB, accumulate)
 			})
 			if err != nil {
 				return nil, nil, t, err
@@ -241,7 +241,7 @@ func rmsnormCase(dt kernels.DType, rows, cols int) Case {
 			want := make([]float32, rows*cols)
 			nn.RMSNorm(want, x, wref, rows, cols, eps)
 			outs, t, err := launch(dev, [][]byte{make([]byte, 4*rows*cols), f32bytes(x), wb}, func(e *metal.Encoder, b []*metal.Buffer) error {
-				return lib.RMSNorm(e, b[0], b[1], b[2], dt, rows, cols, eps)
+				return lib.RMSNorm(e, kernels.Whole(b[0]), kernels.Whole(b[1]), kernels.Whole(b[2]), dt, rows, cols, eps)
 			})
 			if err != nil {
 				return nil, nil, t, err
