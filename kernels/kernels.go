@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/goseal/ttt/hf"
 	"github.com/goseal/ttt/metal"
 )
 
@@ -82,35 +83,18 @@ func source(replace map[string]string) string {
 	return b.String()
 }
 
-// DType is the element type of stored weights.
-type DType int
-
-// The weight types. BF16 is carried as raw uint16 bits.
-const (
-	F32 DType = iota
-	F16
-	BF16
-)
-
-var dtypeNames = [...]string{F32: "f32", F16: "f16", BF16: "bf16"}
-
-// String is the type's name in kernel names: f32, f16 or bf16.
-func (t DType) String() string {
-	if t < 0 || int(t) >= len(dtypeNames) {
-		return fmt.Sprintf("DType(%d)", int(t))
+// weightType reports whether t is a weight type the kernels take, and gives
+// its suffix in kernel names: f32, f16 or bf16.
+func weightType(t hf.DType) (string, bool) {
+	switch t {
+	case hf.F32, hf.F16, hf.BF16:
+		return strings.ToLower(t.String()), true
 	}
-	return dtypeNames[t]
+	return "", false
 }
 
-// Size is the size of one element in bytes.
-func (t DType) Size() int {
-	if t == F32 {
-		return 4
-	}
-	return 2
-}
-
-func (t DType) valid() bool { return t >= F32 && t <= BF16 }
+// weightTypes are the weight types, in the order of kernel instantiations.
+var weightTypes = []hf.DType{hf.F32, hf.F16, hf.BF16}
 
 // Library is the compiled kernel library with a pipeline for every kernel.
 type Library struct {
@@ -144,8 +128,9 @@ func load(dev *metal.Device, src string, opts metal.CompileOptions) (*Library, e
 func Names() []string {
 	var names []string
 	for _, family := range []string{"matmul", "matvec_t", "matvec_n", "rmsnorm"} {
-		for _, t := range []DType{F32, F16, BF16} {
-			names = append(names, family+"_"+t.String())
+		for _, t := range weightTypes {
+			suffix, _ := weightType(t)
+			names = append(names, family+"_"+suffix)
 		}
 	}
 	return names

@@ -4,6 +4,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/goseal/ttt/hf"
 	"github.com/goseal/ttt/kernels"
 	"github.com/goseal/ttt/kernels/check"
 	"github.com/goseal/ttt/metal"
@@ -49,7 +50,7 @@ func TestKernels(t *testing.T) {
 }
 
 // benchMatMul measures one c = a·op(b) dispatch (commit to completion).
-func benchMatMul(b *testing.B, dt kernels.DType, m, n, k int, transB bool) {
+func benchMatMul(b *testing.B, dt hf.DType, m, n, k int, transB bool) {
 	d, l := library(b)
 	bufs := make([]*metal.Buffer, 3)
 	for i, size := range []int{4 * m * n, 4 * m * k, dt.Size() * k * n} {
@@ -80,12 +81,12 @@ func benchMatMul(b *testing.B, dt kernels.DType, m, n, k int, transB bool) {
 	b.ReportMetric(2*float64(m)*float64(n)*float64(k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 }
 
-func BenchmarkMatMul256F32(b *testing.B)        { benchMatMul(b, kernels.F32, 256, 256, 256, false) }
-func BenchmarkMatMul256BF16(b *testing.B)       { benchMatMul(b, kernels.BF16, 256, 256, 256, true) }
-func BenchmarkMatMul128x1024BF16(b *testing.B)  { benchMatMul(b, kernels.BF16, 128, 1024, 1024, true) }
-func BenchmarkMatMul128x64x64BF16(b *testing.B) { benchMatMul(b, kernels.BF16, 128, 64, 64, true) }
-func BenchmarkMatVec4096BF16(b *testing.B)      { benchMatMul(b, kernels.BF16, 1, 4096, 4096, true) }
-func BenchmarkMatVec4096NF16(b *testing.B)      { benchMatMul(b, kernels.F16, 1, 4096, 4096, false) }
+func BenchmarkMatMul256F32(b *testing.B)        { benchMatMul(b, hf.F32, 256, 256, 256, false) }
+func BenchmarkMatMul256BF16(b *testing.B)       { benchMatMul(b, hf.BF16, 256, 256, 256, true) }
+func BenchmarkMatMul128x1024BF16(b *testing.B)  { benchMatMul(b, hf.BF16, 128, 1024, 1024, true) }
+func BenchmarkMatMul128x64x64BF16(b *testing.B) { benchMatMul(b, hf.BF16, 128, 64, 64, true) }
+func BenchmarkMatVec4096BF16(b *testing.B)      { benchMatMul(b, hf.BF16, 1, 4096, 4096, true) }
+func BenchmarkMatVec4096NF16(b *testing.B)      { benchMatMul(b, hf.F16, 1, 4096, 4096, false) }
 
 func BenchmarkRMSNorm128x4096(b *testing.B) {
 	d, l := library(b)
@@ -100,7 +101,7 @@ func BenchmarkRMSNorm128x4096(b *testing.B) {
 	for b.Loop() {
 		cb, _ := d.NewCommandBuffer()
 		e := cb.Encoder()
-		if err := l.RMSNorm(e, kernels.Whole(out), kernels.Whole(x), kernels.Whole(w), kernels.BF16, rows, cols, 1e-6); err != nil {
+		if err := l.RMSNorm(e, kernels.Whole(out), kernels.Whole(x), kernels.Whole(w), hf.BF16, rows, cols, 1e-6); err != nil {
 			b.Fatal(err)
 		}
 		e.End()

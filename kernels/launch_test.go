@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/goseal/ttt/hf"
 	"github.com/goseal/ttt/kernels"
 	"github.com/goseal/ttt/metal"
 )
@@ -28,25 +29,25 @@ func TestLaunchErrors(t *testing.T) {
 		want   string
 	}{
 		{"matmul negative size", func(e *metal.Encoder) error {
-			return l.MatMul(e, kernels.Whole(big), kernels.Whole(big), kernels.Whole(big), kernels.F32, -1, 2, 2, false, false, false)
+			return l.MatMul(e, kernels.Whole(big), kernels.Whole(big), kernels.Whole(big), hf.F32, -1, 2, 2, false, false, false)
 		}, "bad shape m=-1"},
 		{"matmul small c", func(e *metal.Encoder) error {
-			return l.MatMul(e, kernels.Whole(small), kernels.Whole(big), kernels.Whole(big), kernels.F32, 4, 4, 4, false, false, false)
+			return l.MatMul(e, kernels.Whole(small), kernels.Whole(big), kernels.Whole(big), hf.F32, 4, 4, 4, false, false, false)
 		}, "c holds 16 bytes, needs 64"},
 		{"matmul small bf16 weights", func(e *metal.Encoder) error {
-			return l.MatMul(e, kernels.Whole(big), kernels.Whole(big), kernels.Whole(small), kernels.BF16, 4, 4, 4, false, true, false)
+			return l.MatMul(e, kernels.Whole(big), kernels.Whole(big), kernels.Whole(small), hf.BF16, 4, 4, 4, false, true, false)
 		}, "b holds 16 bytes, needs 32"},
 		{"matmul nil a", func(e *metal.Encoder) error {
-			return l.MatMul(e, kernels.Whole(big), kernels.Buf{}, kernels.Whole(big), kernels.F32, 4, 4, 4, false, false, false)
+			return l.MatMul(e, kernels.Whole(big), kernels.Buf{}, kernels.Whole(big), hf.F32, 4, 4, 4, false, false, false)
 		}, "a is nil"},
 		{"matmul bad dtype", func(e *metal.Encoder) error {
-			return l.MatMul(e, kernels.Whole(big), kernels.Whole(big), kernels.Whole(big), kernels.DType(7), 4, 4, 4, false, false, false)
+			return l.MatMul(e, kernels.Whole(big), kernels.Whole(big), kernels.Whole(big), hf.DType(7), 4, 4, 4, false, false, false)
 		}, "bad weight type DType(7)"},
 		{"rmsnorm small x", func(e *metal.Encoder) error {
-			return l.RMSNorm(e, kernels.Whole(big), kernels.Whole(small), kernels.Whole(big), kernels.F16, 2, 8, 1e-6)
+			return l.RMSNorm(e, kernels.Whole(big), kernels.Whole(small), kernels.Whole(big), hf.F16, 2, 8, 1e-6)
 		}, "x holds 16 bytes, needs 64"},
 		{"rmsnorm negative rows", func(e *metal.Encoder) error {
-			return l.RMSNorm(e, kernels.Whole(big), kernels.Whole(big), kernels.Whole(big), kernels.F32, -2, 8, 1e-6)
+			return l.RMSNorm(e, kernels.Whole(big), kernels.Whole(big), kernels.Whole(big), hf.F32, -2, 8, 1e-6)
 		}, "bad shape rows=-2"},
 	}
 	for _, tc := range tests {

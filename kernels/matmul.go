@@ -3,6 +3,7 @@ package kernels
 import (
 	"fmt"
 
+	"github.com/goseal/ttt/hf"
 	"github.com/goseal/ttt/metal"
 )
 
@@ -12,11 +13,12 @@ import (
 // bt (b is stored n×k when transB). All row-major. A linear layer y = x·Wᵀ
 // with W stored [out, in] is MatMul(e, y, x, W, dt, rows, out, in, false,
 // true, false). A single row (m == 1) uses a matrix-vector kernel.
-func (l *Library) MatMul(e *metal.Encoder, c, a, b Buf, bt DType, m, n, k int, transA, transB, accumulate bool) error {
+func (l *Library) MatMul(e *metal.Encoder, c, a, b Buf, bt hf.DType, m, n, k int, transA, transB, accumulate bool) error {
 	if m < 0 || n < 0 || k < 0 || m*n >= 1<<32 || m*k >= 1<<32 || n*k >= 1<<32 {
 		return fmt.Errorf("kernels: matmul: bad shape m=%d n=%d k=%d", m, n, k)
 	}
-	if !bt.valid() {
+	suffix, ok := weightType(bt)
+	if !ok {
 		return fmt.Errorf("kernels: matmul: bad weight type %v", bt)
 	}
 	if m == 0 || n == 0 {
@@ -38,13 +40,13 @@ func (l *Library) MatMul(e *metal.Encoder, c, a, b Buf, bt DType, m, n, k int, t
 	)
 	switch {
 	case m == 1 && transB:
-		name = "matvec_t_" + bt.String()
+		name = "matvec_t_" + suffix
 		groups, threads = metal.Size{X: (n + 7) / 8, Y: 1, Z: 1}, metal.Size{X: 8 * 32, Y: 1, Z: 1}
 	case m == 1:
-		name = "matvec_n_" + bt.String()
+		name = "matvec_n_" + suffix
 		groups, threads = metal.Size{X: (n + 255) / 256, Y: 1, Z: 1}, metal.Size{X: 256, Y: 1, Z: 1}
 	default:
-		name = "matmul_" + bt.String()
+		name = "matmul_" + suffix
 		groups, threads = metal.Size{X: (n + 31) / 32, Y: (m + 31) / 32, Z: 1}, metal.Size{X: 128, Y: 1, Z: 1}
 	}
 	e.SetPipeline(l.pipes[name])

@@ -3,17 +3,19 @@ package kernels
 import (
 	"fmt"
 
+	"github.com/goseal/ttt/hf"
 	"github.com/goseal/ttt/metal"
 )
 
 // RMSNorm encodes out[r,:] = x[r,:] / sqrt(mean(x[r,:]²) + eps) * weight
 // for rows rows of cols float32 values, with the meaning of nn.RMSNorm;
 // weight holds cols elements of type wt.
-func (l *Library) RMSNorm(e *metal.Encoder, out, x, weight Buf, wt DType, rows, cols int, eps float32) error {
+func (l *Library) RMSNorm(e *metal.Encoder, out, x, weight Buf, wt hf.DType, rows, cols int, eps float32) error {
 	if rows < 0 || cols < 0 || rows*cols >= 1<<32 {
 		return fmt.Errorf("kernels: rmsnorm: bad shape rows=%d cols=%d", rows, cols)
 	}
-	if !wt.valid() {
+	suffix, ok := weightType(wt)
+	if !ok {
 		return fmt.Errorf("kernels: rmsnorm: bad weight type %v", wt)
 	}
 	if rows == 0 || cols == 0 {
@@ -30,7 +32,7 @@ func (l *Library) RMSNorm(e *metal.Encoder, out, x, weight Buf, wt DType, rows, 
 	}
 	// A multiple of 32 threads, up to 256, and no more than the row needs.
 	threads := min(256, (cols+31)/32*32)
-	e.SetPipeline(l.pipes["rmsnorm_"+wt.String()])
+	e.SetPipeline(l.pipes["rmsnorm_"+suffix])
 	bind(e, 0, x)
 	bind(e, 1, weight)
 	bind(e, 2, out)

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/goseal/ttt/hf"
 	"github.com/goseal/ttt/nn"
 )
 
@@ -21,29 +22,29 @@ type Spec struct {
 	Dropout float64
 	// Targets are the adapted modules; empty means PEFT's default for the
 	// architecture (q_proj and v_proj for qwen2 and llama).
-	Targets []nn.Module
+	Targets []hf.Module
 	// Layers, when positive, adapts only the last Layers blocks.
 	Layers int
 }
 
 // AllLinear lists every linear module of a block ("all-linear" in PEFT).
-var AllLinear = []nn.Module{nn.QProj, nn.KProj, nn.VProj, nn.OProj, nn.GateProj, nn.UpProj, nn.DownProj}
+var AllLinear = []hf.Module{hf.QProj, hf.KProj, hf.VProj, hf.OProj, hf.GateProj, hf.UpProj, hf.DownProj}
 
 // DefaultTargets returns PEFT's default target modules for an architecture.
-func DefaultTargets(arch string) []nn.Module { return []nn.Module{nn.QProj, nn.VProj} }
+func DefaultTargets(arch string) []hf.Module { return []hf.Module{hf.QProj, hf.VProj} }
 
 // ParseTargets reads a target-module option: "default", "all-linear", or a
 // comma-separated list of module names such as "q_proj,v_proj".
-func ParseTargets(s string) ([]nn.Module, error) {
+func ParseTargets(s string) ([]hf.Module, error) {
 	switch strings.TrimSpace(s) {
 	case "", "default":
 		return nil, nil
 	case "all-linear":
 		return AllLinear, nil
 	}
-	var mods []nn.Module
+	var mods []hf.Module
 	for _, name := range strings.Split(s, ",") {
-		mod, ok := nn.ParseModule(strings.TrimSpace(name))
+		mod, ok := hf.ParseModule(strings.TrimSpace(name))
 		if !ok {
 			return nil, fmt.Errorf("unknown target module %q (want default, all-linear or names among q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj)", name)
 		}
@@ -53,7 +54,7 @@ func ParseTargets(s string) ([]nn.Module, error) {
 }
 
 // Validate checks the spec against a model.
-func (s Spec) Validate(cfg *nn.Config) error {
+func (s Spec) Validate(cfg *hf.Config) error {
 	if s.Rank <= 0 || s.Rank > 4096 {
 		return fmt.Errorf("lora rank %d must be between 1 and 4096", s.Rank)
 	}
@@ -69,7 +70,7 @@ func (s Spec) Validate(cfg *nn.Config) error {
 	return nil
 }
 
-func (s Spec) targets(cfg *nn.Config) []nn.Module {
+func (s Spec) targets(cfg *hf.Config) []hf.Module {
 	if len(s.Targets) == 0 {
 		return DefaultTargets(cfg.Arch)
 	}
@@ -83,7 +84,7 @@ func New(m *nn.Model, s Spec, rng *rand.Rand) (*nn.Adapter, error) {
 	if err := s.Validate(m.Config); err != nil {
 		return nil, err
 	}
-	ad := &nn.Adapter{Blocks: make([][nn.NumModules]*nn.LoRA, len(m.Blocks))}
+	ad := &nn.Adapter{Blocks: make([][hf.NumModules]*nn.LoRA, len(m.Blocks))}
 	first := 0
 	if s.Layers > 0 && s.Layers < len(m.Blocks) {
 		first = len(m.Blocks) - s.Layers
@@ -107,9 +108,9 @@ func New(m *nn.Model, s Spec, rng *rand.Rand) (*nn.Adapter, error) {
 }
 
 // each calls f for every LoRA of ad in a fixed order (block, then module).
-func each(ad *nn.Adapter, f func(l int, mod nn.Module, lo *nn.LoRA)) {
+func each(ad *nn.Adapter, f func(l int, mod hf.Module, lo *nn.LoRA)) {
 	for l := range ad.Blocks {
-		for mod := nn.Module(0); mod < nn.NumModules; mod++ {
+		for mod := hf.Module(0); mod < hf.NumModules; mod++ {
 			if lo := ad.Blocks[l][mod]; lo != nil {
 				f(l, mod, lo)
 			}
@@ -120,7 +121,7 @@ func each(ad *nn.Adapter, f func(l int, mod nn.Module, lo *nn.LoRA)) {
 // Modules returns the sorted names of the adapted modules (e.g. q_proj).
 func Modules(ad *nn.Adapter) []string {
 	set := map[string]bool{}
-	each(ad, func(_ int, mod nn.Module, _ *nn.LoRA) { set[mod.String()] = true })
+	each(ad, func(_ int, mod hf.Module, _ *nn.LoRA) { set[mod.String()] = true })
 	var names []string
 	for n := range set {
 		names = append(names, n)

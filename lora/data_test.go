@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/goseal/ttt/cpu"
 	"github.com/goseal/ttt/nn"
 )
 
@@ -84,7 +85,7 @@ func TestParams(t *testing.T) {
 }
 
 func TestTrainLearnsAndShuffles(t *testing.T) {
-	m := nn.Builtin(nn.CPU{})
+	m := nn.Builtin(cpu.Backend{})
 	d := Data{MaxSeqLength: 64, Padding: Longest, PadID: 256}
 	exs, _, _ := d.Examples(byteTok{}, []string{"The capital of Zorbia is Quell.", "Quell sits on the river Vand."})
 	train := func(seed uint64, shuffle bool) ([]Step, *nn.Adapter) {
@@ -113,7 +114,7 @@ func TestTrainLearnsAndShuffles(t *testing.T) {
 		t.Errorf("last lr %g, want %g", last.LR, 1e-2/float64(len(a)))
 	}
 	// The base model is untouched: its logits are those of a fresh copy.
-	fresh := nn.Builtin(nn.CPU{})
+	fresh := nn.Builtin(cpu.Backend{})
 	batch := &nn.Batch{IDs: []int32{84, 104, 101}, Pos: []int32{0, 1, 2}, Segs: []nn.Segment{{N: 3}}}
 	l1, _ := m.Logits(batch, nil)
 	l2, _ := fresh.Logits(batch, nil)
@@ -127,7 +128,7 @@ func TestTrainLearnsAndShuffles(t *testing.T) {
 }
 
 func TestTrainStopsOnNonFiniteLoss(t *testing.T) {
-	m := nn.Builtin(nn.CPU{})
+	m := nn.Builtin(cpu.Backend{})
 	d := Data{MaxSeqLength: 32, Padding: Longest, PadID: 256}
 	exs, _, _ := d.Examples(byteTok{}, []string{"some text to train on"})
 	ad, _ := New(m, Spec{Rank: 4, Alpha: 8}, rand.New(rand.NewPCG(1, 1)))

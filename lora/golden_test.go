@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/goseal/ttt/cpu"
+	"github.com/goseal/ttt/hf"
 	"github.com/goseal/ttt/nn"
 )
 
@@ -51,7 +53,7 @@ var goldenCases = []string{"qwen2_bs1", "qwen2_bs2_ga2", "qwen2_longest", "qwen2
 
 func loadModel(t *testing.T, name string) *nn.Model {
 	t.Helper()
-	m, err := nn.Load(filepath.Join("..", "nn", "testdata", "models", name, "f32"), nn.CPU{})
+	m, err := nn.Load(filepath.Join("..", "nn", "testdata", "models", name, "f32"), cpu.Backend{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +79,7 @@ func probeBatch(ids [][]int32, mask [][]int) *nn.Batch {
 
 func readFloats(t *testing.T, path, name string, shape ...int) []float32 {
 	t.Helper()
-	w, err := nn.OpenWeightsFile(path)
+	w, err := hf.OpenWeightsFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +185,7 @@ func TestGoldenTraining(t *testing.T) {
 			// below is the functional one.
 			final := filepath.Join(dir, "final", "adapter_model.safetensors")
 			var worst float64
-			each(ad, func(l int, mod nn.Module, lo *nn.LoRA) {
+			each(ad, func(l int, mod hf.Module, lo *nn.LoRA) {
 				key := keyPrefix + strconv.Itoa(l) + "." + mod.Path()
 				worst = max(worst, maxDiff(lo.A.Data, readFloats(t, final, key+".lora_A.weight", lo.A.Rows, lo.A.Cols)))
 				worst = max(worst, maxDiff(lo.B.Data, readFloats(t, final, key+".lora_B.weight", lo.B.Rows, lo.B.Cols)))

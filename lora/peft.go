@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/goseal/ttt/hf"
 	"github.com/goseal/ttt/nn"
 	"github.com/nlpodyssey/safetensors"
 )
@@ -72,7 +73,7 @@ func Save(dir string, ad *nn.Adapter, s Spec, baseModel string) error {
 	}
 	views := map[string]safetensors.TensorView{}
 	var verr error
-	each(ad, func(l int, mod nn.Module, lo *nn.LoRA) {
+	each(ad, func(l int, mod hf.Module, lo *nn.LoRA) {
 		for _, p := range []struct {
 			ab string
 			t  *nn.Tensor
@@ -135,12 +136,12 @@ func Load(dir string, m *nn.Model) (*nn.Adapter, Spec, error) {
 	if cfg.UseRslora {
 		scale = float32(cfg.LoraAlpha / math.Sqrt(float64(cfg.R)))
 	}
-	w, err := nn.OpenWeightsFile(filepath.Join(dir, weightsFile))
+	w, err := hf.OpenWeightsFile(filepath.Join(dir, weightsFile))
 	if err != nil {
 		return nil, s, err
 	}
 	defer w.Close()
-	ad := &nn.Adapter{Blocks: make([][nn.NumModules]*nn.LoRA, len(m.Blocks))}
+	ad := &nn.Adapter{Blocks: make([][hf.NumModules]*nn.LoRA, len(m.Blocks))}
 	first := len(m.Blocks)
 	for _, name := range w.Names() {
 		k := keyRE.FindStringSubmatch(name)
@@ -148,7 +149,7 @@ func Load(dir string, m *nn.Model) (*nn.Adapter, Spec, error) {
 			return nil, s, fmt.Errorf("%s: unexpected tensor %q (only LoRA A/B weights of decoder layers are supported)", weightsFile, name)
 		}
 		l, _ := strconv.Atoi(k[1])
-		mod, ok := nn.ParseModule(k[3])
+		mod, ok := hf.ParseModule(k[3])
 		if !ok || mod.Path() != k[2]+"."+k[3] || l >= len(m.Blocks) {
 			return nil, s, fmt.Errorf("%s: tensor %q does not match the model (%d layers)", weightsFile, name, len(m.Blocks))
 		}
@@ -175,9 +176,9 @@ func Load(dir string, m *nn.Model) (*nn.Adapter, Spec, error) {
 			lo.B, lo.GradB = dst, m.B.NewTensor(rows, cols)
 		}
 	}
-	var targets []nn.Module
+	var targets []hf.Module
 	for l := range ad.Blocks {
-		for mod := nn.Module(0); mod < nn.NumModules; mod++ {
+		for mod := hf.Module(0); mod < hf.NumModules; mod++ {
 			lo := ad.Blocks[l][mod]
 			if lo == nil {
 				continue

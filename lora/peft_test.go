@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/goseal/ttt/cpu"
+	"github.com/goseal/ttt/hf"
 	"github.com/goseal/ttt/nn"
 )
 
@@ -41,13 +43,13 @@ func TestPEFTRoundTrip(t *testing.T) {
 }
 
 func TestSaveLoad(t *testing.T) {
-	m := nn.Builtin(nn.CPU{})
-	spec := Spec{Rank: 3, Alpha: 6, Targets: []nn.Module{nn.KProj, nn.DownProj}, Layers: 2}
+	m := nn.Builtin(cpu.Backend{})
+	spec := Spec{Rank: 3, Alpha: 6, Targets: []hf.Module{hf.KProj, hf.DownProj}, Layers: 2}
 	ad, err := New(m, spec, rand.New(rand.NewPCG(1, 2)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	each(ad, func(_ int, _ nn.Module, lo *nn.LoRA) {
+	each(ad, func(_ int, _ hf.Module, lo *nn.LoRA) {
 		for i := range lo.B.Data {
 			lo.B.Data[i] = float32(i%7) - 3
 		}
@@ -65,7 +67,7 @@ func TestSaveLoad(t *testing.T) {
 	}
 	n := 0
 	for l := range ad.Blocks {
-		for mod := nn.Module(0); mod < nn.NumModules; mod++ {
+		for mod := hf.Module(0); mod < hf.NumModules; mod++ {
 			a, b := ad.Blocks[l][mod], got.Blocks[l][mod]
 			if (a == nil) != (b == nil) {
 				t.Fatalf("block %d %s: present before %v, after %v", l, mod, a != nil, b != nil)
@@ -85,7 +87,7 @@ func TestSaveLoad(t *testing.T) {
 }
 
 func TestLoadRejects(t *testing.T) {
-	m := nn.Builtin(nn.CPU{})
+	m := nn.Builtin(cpu.Backend{})
 	good, err := os.ReadFile(filepath.Join("testdata", "roundtrip", "adapter", "adapter_config.json"))
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/goseal/ttt/hf"
 	"github.com/goseal/ttt/nn"
 )
 
@@ -138,7 +139,7 @@ type param struct{ w, g, m, v *nn.Tensor }
 
 func newAdamW(b nn.Backend, ad *nn.Adapter) *adamW {
 	o := &adamW{b: b}
-	each(ad, func(_ int, _ nn.Module, lo *nn.LoRA) {
+	each(ad, func(_ int, _ hf.Module, lo *nn.LoRA) {
 		for _, p := range [][2]*nn.Tensor{{lo.A, lo.GradA}, {lo.B, lo.GradB}} {
 			o.params = append(o.params, param{w: p[0], g: p[1], m: b.NewTensor(p[0].Rows, p[0].Cols), v: b.NewTensor(p[0].Rows, p[0].Cols)})
 		}

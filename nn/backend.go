@@ -1,5 +1,7 @@
 package nn
 
+import "github.com/goseal/ttt/hf"
+
 // Tensor is a dense, row-major rows×cols array of float32 owned by a backend.
 // Data is its host view: on the CPU backend the storage itself, on Metal the
 // contents of a shared buffer (valid once the backend has synchronised).
@@ -30,8 +32,8 @@ type Segment struct {
 	Keys int
 }
 
-// limit returns the last key index query i may attend to, or -1 if none.
-func (s Segment) limit(i int) int {
+// Limit returns the last key index query i may attend to, or -1 if none.
+func (s Segment) Limit(i int) int {
 	j := s.Past + i
 	if s.Keys > 0 && j >= s.Keys {
 		j = s.Keys - 1
@@ -48,8 +50,8 @@ type Backend interface {
 	// NewTensor returns a zeroed rows×cols tensor.
 	NewTensor(rows, cols int) *Tensor
 	// Weight makes a read-only rows×cols tensor from stored weights. It may
-	// use t.Data in place, so the Weights must outlive the tensor.
-	Weight(t *StoredTensor, rows, cols int) *Tensor
+	// use t.Data in place, so the hf.Weights must outlive the tensor.
+	Weight(t *hf.StoredTensor, rows, cols int) *Tensor
 	// Sync waits until all queued work has finished and Data views are current.
 	Sync() error
 

@@ -1,4 +1,4 @@
-package nn
+package nn_test
 
 import (
 	"context"
@@ -6,18 +6,22 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/goseal/ttt/cpu"
+	"github.com/goseal/ttt/hf"
+	"github.com/goseal/ttt/nn"
 )
 
 // benchConfig is the mid-size model the benchmarks use: hidden 512, 8
 // layers, vocabulary 32k (about 50M parameters, 200 MB in float32).
-func benchConfig() *Config {
-	return &Config{Arch: "qwen2", VocabSize: 32000, Hidden: 512, Intermediate: 1408, Layers: 8, Heads: 8, KVHeads: 4,
+func benchConfig() *hf.Config {
+	return &hf.Config{Arch: "qwen2", VocabSize: 32000, Hidden: 512, Intermediate: 1408, Layers: 8, Heads: 8, KVHeads: 4,
 		HeadDim: 64, RMSNormEps: 1e-6, RopeTheta: 10000, MaxPositions: 4096, AttentionBias: true, BOS: -1, EOS: []int{0}}
 }
 
-func benchModel(b *testing.B) *Model {
+func benchModel(b *testing.B) *nn.Model {
 	cfg := benchConfig()
-	m, err := FromWeights(cfg, RandomWeights(cfg, 9), CPU{})
+	m, err := nn.FromWeights(cfg, hf.RandomWeights(cfg, 9), cpu.Backend{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -58,7 +62,7 @@ func BenchmarkDecode(b *testing.B) {
 			}
 			b.ResetTimer()
 			for range b.N {
-				if _, err := m.Generate(context.Background(), prompts, nil, GenerateOptions{MaxNewTokens: 64}); err != nil {
+				if _, err := m.Generate(context.Background(), prompts, nil, nn.GenerateOptions{MaxNewTokens: 64}); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -67,20 +71,20 @@ func BenchmarkDecode(b *testing.B) {
 	}
 }
 
-// BenchmarkTrainStep runs one LoRA training pass (forward, loss, backward;
+// BenchmarkTrainStep runs one nn.LoRA training pass (forward, loss, backward;
 // rank 32 on q_proj and v_proj) over 256 tokens and reports trained tokens/s
 // and the process's peak resident memory.
 func BenchmarkTrainStep(b *testing.B) {
 	m := benchModel(b)
-	ad := &Adapter{Blocks: make([][NumModules]*LoRA, len(m.Blocks))}
+	ad := &nn.Adapter{Blocks: make([][hf.NumModules]*nn.LoRA, len(m.Blocks))}
 	for l := range ad.Blocks {
-		for _, mod := range []Module{QProj, VProj} {
+		for _, mod := range []hf.Module{hf.QProj, hf.VProj} {
 			out, in := m.Config.LinearShape(mod)
-			ad.Blocks[l][mod] = &LoRA{A: m.B.NewTensor(32, in), B: m.B.NewTensor(out, 32), GradA: m.B.NewTensor(32, in), GradB: m.B.NewTensor(out, 32), Scale: 2}
+			ad.Blocks[l][mod] = &nn.LoRA{A: m.B.NewTensor(32, in), B: m.B.NewTensor(out, 32), GradA: m.B.NewTensor(32, in), GradB: m.B.NewTensor(out, 32), Scale: 2}
 		}
 	}
 	ids := benchPrompt(256)
-	tb := &TrainBatch{Batch: *seqBatch(ids), Labels: ids}
+	tb := &nn.TrainBatch{Batch: *seqBatch(ids), Labels: ids}
 	tr := m.NewTrainer()
 	b.ResetTimer()
 	for range b.N {

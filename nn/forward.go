@@ -1,6 +1,10 @@
 package nn
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/goseal/ttt/hf"
+)
 
 // Batch is a set of token rows run through the model together: row r holds
 // token IDs[r] at position Pos[r]; Segs group the rows into sequences for
@@ -40,7 +44,7 @@ type blockActs struct {
 	att, lse *Tensor // attention output (before o_proj) and its log-sum-exps
 	h        *Tensor // residual stream after attention
 	gate, up *Tensor // MLP pre-activations
-	drop     [NumModules]*Tensor
+	drop     [hf.NumModules]*Tensor
 	dropSeed uint64
 }
 
@@ -64,7 +68,7 @@ func (m *Model) NewKVCache(seqs, capacity int) *KVCache {
 
 // linear sets y = x·Wᵀ (+ bias) (+ the LoRA term) for module mod of block l.
 // With acts set (training) a LoRA's dropout mask is drawn and kept there.
-func (m *Model) linear(ws *workspace, y, x *Tensor, l int, mod Module, ad *Adapter, acts *blockActs) {
+func (m *Model) linear(ws *workspace, y, x *Tensor, l int, mod hf.Module, ad *Adapter, acts *blockActs) {
 	blk := &m.Blocks[l]
 	m.B.MatMul(y, x, blk.Linear[mod], false, true, 1, false)
 	if blk.Bias[mod] != nil {
@@ -113,9 +117,9 @@ func (m *Model) block(ws *workspace, l int, x *Tensor, b *Batch, kc, vc *Tensor,
 
 	// Attention: x += o_proj(attention(rope(q), rope(k), v)) of rmsnorm(x).
 	B.RMSNorm(xn, x, blk.AttnNorm, cfg.RMSNormEps)
-	m.linear(ws, q, xn, l, QProj, ad, acts)
-	m.linear(ws, k, xn, l, KProj, ad, acts)
-	m.linear(ws, v, xn, l, VProj, ad, acts)
+	m.linear(ws, q, xn, l, hf.QProj, ad, acts)
+	m.linear(ws, k, xn, l, hf.KProj, ad, acts)
+	m.linear(ws, v, xn, l, hf.VProj, ad, acts)
 	rope := m.ropeTable(int(maxPos(b.Pos)) + 1)
 	B.RoPE(q, rope, b.Pos, cfg.HeadDim, false)
 	B.RoPE(k, rope, b.Pos, cfg.HeadDim, false)
@@ -127,7 +131,7 @@ func (m *Model) block(ws *workspace, l int, x *Tensor, b *Batch, kc, vc *Tensor,
 	}
 	B.Attention(att, lse, q, keys, values, b.Segs, cfg.Heads, cfg.KVHeads)
 	o := ws.get("o", T, cfg.Hidden)
-	m.linear(ws, o, att, l, OProj, ad, acts)
+	m.linear(ws, o, att, l, hf.OProj, ad, acts)
 	B.Add(x, x, o)
 	if acts != nil {
 		acts.q, acts.k, acts.v, acts.att, acts.lse = q, k, v, att, lse
@@ -139,11 +143,11 @@ func (m *Model) block(ws *workspace, l int, x *Tensor, b *Batch, kc, vc *Tensor,
 	B.RMSNorm(xn, x, blk.MLPNorm, cfg.RMSNormEps)
 	gate := ws.get(name("gate"), T, cfg.Intermediate)
 	up := ws.get(name("up"), T, cfg.Intermediate)
-	m.linear(ws, gate, xn, l, GateProj, ad, acts)
-	m.linear(ws, up, xn, l, UpProj, ad, acts)
+	m.linear(ws, gate, xn, l, hf.GateProj, ad, acts)
+	m.linear(ws, up, xn, l, hf.UpProj, ad, acts)
 	act := ws.get("act", T, cfg.Intermediate)
 	B.SiLUMul(act, gate, up)
-	m.linear(ws, o, act, l, DownProj, ad, acts)
+	m.linear(ws, o, act, l, hf.DownProj, ad, acts)
 	B.Add(x, x, o)
 	if acts != nil {
 		acts.gate, acts.up = gate, up

@@ -1,15 +1,18 @@
-package nn
+package nn_test
 
 import (
 	"context"
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/goseal/ttt/cpu"
+	"github.com/goseal/ttt/nn"
 )
 
 // seqBatch is the batch of one unpadded sequence at positions 0..n-1.
-func seqBatch(ids []int32) *Batch {
-	b := &Batch{IDs: ids, Segs: []Segment{{N: len(ids)}}}
+func seqBatch(ids []int32) *nn.Batch {
+	b := &nn.Batch{IDs: ids, Segs: []nn.Segment{{N: len(ids)}}}
 	for i := range ids {
 		b.Pos = append(b.Pos, int32(i))
 	}
@@ -18,7 +21,7 @@ func seqBatch(ids []int32) *Batch {
 
 // greedyByFullForward decodes greedily by re-running the whole sequence each
 // step: slow, but free of any cache logic.
-func greedyByFullForward(t *testing.T, m *Model, prompt []int32, n int) []int32 {
+func greedyByFullForward(t *testing.T, m *nn.Model, prompt []int32, n int) []int32 {
 	seq := slices.Clone(prompt)
 	var out []int32
 	for range n {
@@ -26,7 +29,7 @@ func greedyByFullForward(t *testing.T, m *Model, prompt []int32, n int) []int32 
 		if err != nil {
 			t.Fatal(err)
 		}
-		tok := int32(Argmax(logits.Row(len(seq) - 1)))
+		tok := int32(nn.Argmax(logits.Row(len(seq) - 1)))
 		out = append(out, tok)
 		seq = append(seq, tok)
 	}
@@ -34,9 +37,9 @@ func greedyByFullForward(t *testing.T, m *Model, prompt []int32, n int) []int32 
 }
 
 func TestGenerateMatchesFullForward(t *testing.T) {
-	m := Builtin(CPU{})
+	m := nn.Builtin(cpu.Backend{})
 	prompts := [][]int32{{72, 101, 108, 108, 111}, {1, 2, 3}, {200, 201, 202, 203, 204, 205, 206, 207, 208}}
-	got, err := m.Generate(context.Background(), prompts, nil, GenerateOptions{MaxNewTokens: 12})
+	got, err := m.Generate(context.Background(), prompts, nil, nn.GenerateOptions{MaxNewTokens: 12})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,9 +52,9 @@ func TestGenerateMatchesFullForward(t *testing.T) {
 }
 
 func TestGenerateStopsAndSamples(t *testing.T) {
-	m := Builtin(CPU{})
+	m := nn.Builtin(cpu.Backend{})
 	prompt := [][]int32{{72, 101, 108, 108, 111}}
-	full, err := m.Generate(context.Background(), prompt, nil, GenerateOptions{MaxNewTokens: 8})
+	full, err := m.Generate(context.Background(), prompt, nil, nn.GenerateOptions{MaxNewTokens: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +62,7 @@ func TestGenerateStopsAndSamples(t *testing.T) {
 		t.Fatalf("got %d tokens, want 8", len(full[0]))
 	}
 	// Stopping at the third generated token returns the two before it.
-	stopped, err := m.Generate(context.Background(), prompt, nil, GenerateOptions{MaxNewTokens: 8, StopIDs: []int{int(full[0][2])}})
+	stopped, err := m.Generate(context.Background(), prompt, nil, nn.GenerateOptions{MaxNewTokens: 8, StopIDs: []int{int(full[0][2])}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +71,7 @@ func TestGenerateStopsAndSamples(t *testing.T) {
 		t.Errorf("with stop id %d: %v, want %v", full[0][2], stopped[0], want)
 	}
 	// Sampling is reproducible for a seed and differs across seeds.
-	opts := GenerateOptions{MaxNewTokens: 16, Temperature: 1.5, TopP: 0.95, Seed: 7}
+	opts := nn.GenerateOptions{MaxNewTokens: 16, Temperature: 1.5, TopP: 0.95, Seed: 7}
 	a, _ := m.Generate(context.Background(), prompt, nil, opts)
 	b, _ := m.Generate(context.Background(), prompt, nil, opts)
 	opts.Seed = 8
@@ -91,7 +94,7 @@ func TestSampleTopP(t *testing.T) {
 	var counts [3]int
 	const n = 20000
 	for range n {
-		counts[SampleTopP(logits, 1, 0.6, rng, probs, order)]++
+		counts[nn.SampleTopP(logits, 1, 0.6, rng, probs, order)]++
 	}
 	if counts[2] != 0 {
 		t.Errorf("index outside the nucleus drawn %d times", counts[2])
@@ -109,11 +112,11 @@ func TestDecodeAllocatesNothingPerToken(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are meaningless under -race, whose instrumentation allocates")
 	}
-	m := Builtin(CPU{})
+	m := nn.Builtin(cpu.Backend{})
 	prompt := [][]int32{{72, 101, 108, 108, 111}}
 	allocs := func(n int) float64 {
 		return testing.AllocsPerRun(3, func() {
-			out, err := m.Generate(context.Background(), prompt, nil, GenerateOptions{MaxNewTokens: n})
+			out, err := m.Generate(context.Background(), prompt, nil, nn.GenerateOptions{MaxNewTokens: n})
 			if err != nil || len(out[0]) != n {
 				t.Fatalf("generated %d tokens, %v", len(out[0]), err)
 			}

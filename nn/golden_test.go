@@ -1,4 +1,4 @@
-package nn
+package nn_test
 
 import (
 	"context"
@@ -9,6 +9,10 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/goseal/ttt/cpu"
+	"github.com/goseal/ttt/hf"
+	"github.com/goseal/ttt/nn"
 )
 
 // goldenModel is one tiny model written by tools/golden/models.py with
@@ -24,7 +28,7 @@ type goldenModel struct {
 
 var goldenNames = []string{"qwen2_tied", "qwen2_untied", "llama3"}
 
-func readGolden(t *testing.T, name string) (*goldenModel, *Weights) {
+func readGolden(t *testing.T, name string) (*goldenModel, *hf.Weights) {
 	t.Helper()
 	dir := filepath.Join("testdata", "models", name)
 	data, err := os.ReadFile(filepath.Join(dir, "golden.json"))
@@ -35,7 +39,7 @@ func readGolden(t *testing.T, name string) (*goldenModel, *Weights) {
 	if err := json.Unmarshal(data, &g); err != nil {
 		t.Fatal(err)
 	}
-	w, err := OpenWeightsFile(filepath.Join(dir, "golden.safetensors"))
+	w, err := hf.OpenWeightsFile(filepath.Join(dir, "golden.safetensors"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,14 +49,14 @@ func readGolden(t *testing.T, name string) (*goldenModel, *Weights) {
 
 // PaddedBatch lays out right-padded rows as SEAL's training batches are:
 // each row a sequence at positions 0.., pads masked as keys.
-func paddedBatch(ids [][]int32, mask [][]int) *Batch {
-	b := &Batch{}
+func paddedBatch(ids [][]int32, mask [][]int) *nn.Batch {
+	b := &nn.Batch{}
 	for r, row := range ids {
 		real := 0
 		for _, m := range mask[r] {
 			real += m
 		}
-		b.Segs = append(b.Segs, Segment{Q: len(b.IDs), N: len(row), KV: len(b.IDs), Keys: real})
+		b.Segs = append(b.Segs, nn.Segment{Q: len(b.IDs), N: len(row), KV: len(b.IDs), Keys: real})
 		for i, id := range row {
 			b.IDs = append(b.IDs, id)
 			b.Pos = append(b.Pos, int32(i))
@@ -61,7 +65,7 @@ func paddedBatch(ids [][]int32, mask [][]int) *Batch {
 	return b
 }
 
-func maxAbsDiff(t *testing.T, got []float32, want *StoredTensor) float64 {
+func maxAbsDiff(t *testing.T, got []float32, want *hf.StoredTensor) float64 {
 	t.Helper()
 	w := make([]float32, len(got))
 	if len(want.Data) != 4*len(got) {
@@ -98,7 +102,7 @@ func TestGoldenLogits(t *testing.T) {
 		g, ref := readGolden(t, name)
 		for _, c := range cases {
 			t.Run(name+"/"+c.ref, func(t *testing.T) {
-				m, err := Load(filepath.Join("testdata", "models", name, c.variant), CPU{})
+				m, err := nn.Load(filepath.Join("testdata", "models", name, c.variant), cpu.Backend{})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -125,11 +129,11 @@ func TestGoldenGreedy(t *testing.T) {
 		g, _ := readGolden(t, name)
 		for _, c := range []struct{ variant, ref string }{{"f32", "f32"}, {"bf16", "bf16_f32"}} {
 			t.Run(name+"/"+c.ref, func(t *testing.T) {
-				m, err := Load(filepath.Join("testdata", "models", name, c.variant), CPU{})
+				m, err := nn.Load(filepath.Join("testdata", "models", name, c.variant), cpu.Backend{})
 				if err != nil {
 					t.Fatal(err)
 				}
-				got, err := m.Generate(context.Background(), g.Prompts, nil, GenerateOptions{MaxNewTokens: g.MaxNewTokens, StopIDs: []int{g.EOS}})
+				got, err := m.Generate(context.Background(), g.Prompts, nil, nn.GenerateOptions{MaxNewTokens: g.MaxNewTokens, StopIDs: []int{g.EOS}})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -150,7 +154,7 @@ func TestGoldenConfigs(t *testing.T) {
 		"llama3":       "llama L2 H64 heads4/2 d32 untied nobias rope5e+05 scaled=true",
 	}
 	for name, w := range want {
-		c, err := LoadConfig(filepath.Join("testdata", "models", name, "f32"))
+		c, err := hf.LoadConfig(filepath.Join("testdata", "models", name, "f32"))
 		if err != nil {
 			t.Fatal(err)
 		}

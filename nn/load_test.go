@@ -1,4 +1,4 @@
-package nn
+package nn_test
 
 import (
 	"encoding/binary"
@@ -10,16 +10,20 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/goseal/ttt/cpu"
+	"github.com/goseal/ttt/hf"
+	"github.com/goseal/ttt/nn"
 	"github.com/nlpodyssey/safetensors"
 )
 
-// writeModel writes cfg and weights drawn by RandomWeights as a Hugging Face
+// writeModel writes cfg and weights drawn by hf.RandomWeights as a Hugging Face
 // folder (config.json + model.safetensors) and returns the file's size.
-func writeModel(t testing.TB, dir string, cfg *Config) int64 {
+func writeModel(t testing.TB, dir string, cfg *hf.Config) int64 {
 	t.Helper()
-	w := RandomWeights(cfg, 1)
+	w := hf.RandomWeights(cfg, 1)
 	views := map[string]safetensors.TensorView{}
-	for name, st := range w.tensors {
+	for _, name := range w.Names() {
+		st, _ := w.Lookup(name)
 		shape := make([]uint64, len(st.Shape))
 		for i, s := range st.Shape {
 			shape[i] = uint64(s)
@@ -72,12 +76,12 @@ func heapBytes() int64 {
 // heap does not grow by the file: the CPU backend reads f32 weights in place
 // from the memory map.
 func TestLoadMapsWeights(t *testing.T) {
-	cfg := &Config{Arch: "llama", VocabSize: 8192, Hidden: 768, Intermediate: 2048, Layers: 4, Heads: 12, KVHeads: 12,
+	cfg := &hf.Config{Arch: "llama", VocabSize: 8192, Hidden: 768, Intermediate: 2048, Layers: 4, Heads: 12, KVHeads: 12,
 		HeadDim: 64, RMSNormEps: 1e-5, RopeTheta: 10000, MaxPositions: 2048, BOS: -1, EOS: []int{0}}
 	dir := t.TempDir()
 	size := writeModel(t, dir, cfg)
 	heap0, rss0 := heapBytes(), rssBytes()
-	m, err := Load(dir, CPU{})
+	m, err := nn.Load(dir, cpu.Backend{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +140,7 @@ func TestLoadErrors(t *testing.T) {
 			if c.weights != nil {
 				os.WriteFile(filepath.Join(dir, "model.safetensors"), c.weights, 0o644)
 			}
-			_, err := Load(dir, CPU{})
+			_, err := nn.Load(dir, cpu.Backend{})
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Errorf("error %v, want one containing %q", err, c.want)
 			}
@@ -151,15 +155,15 @@ func TestResolveModel(t *testing.T) {
 	os.MkdirAll(snap, 0o755)
 	os.MkdirAll(filepath.Join(cache, "models--Org--Tiny", "refs"), 0o755)
 	os.WriteFile(filepath.Join(cache, "models--Org--Tiny", "refs", "main"), []byte("abc123\n"), 0o644)
-	if got, err := ResolveModel("Org/Tiny"); err != nil || got != snap {
-		t.Errorf("ResolveModel(Org/Tiny) = %q, %v; want %q", got, err, snap)
+	if got, err := hf.ResolveModel("Org/Tiny"); err != nil || got != snap {
+		t.Errorf("hf.ResolveModel(Org/Tiny) = %q, %v; want %q", got, err, snap)
 	}
-	if got, err := ResolveModel(cache); err != nil || got != cache {
+	if got, err := hf.ResolveModel(cache); err != nil || got != cache {
 		t.Errorf("a folder resolves to itself: %q, %v", got, err)
 	}
 	for _, bad := range []string{"Org/Missing", "not-an-id", "a/b/c"} {
-		if _, err := ResolveModel(bad); err == nil {
-			t.Errorf("ResolveModel(%q) succeeded", bad)
+		if _, err := hf.ResolveModel(bad); err == nil {
+			t.Errorf("hf.ResolveModel(%q) succeeded", bad)
 		}
 	}
 }

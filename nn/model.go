@@ -2,59 +2,23 @@ package nn
 
 import (
 	"fmt"
+
+	"github.com/goseal/ttt/hf"
 )
-
-// Module names one of the seven linear layers of a transformer block.
-type Module int
-
-// The linear layers of a block, in Hugging Face's names (see Module.String).
-const (
-	QProj Module = iota
-	KProj
-	VProj
-	OProj
-	GateProj
-	UpProj
-	DownProj
-	NumModules
-)
-
-var moduleNames = [NumModules]string{"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
-
-// String returns the module's Hugging Face name, e.g. "q_proj".
-func (m Module) String() string { return moduleNames[m] }
-
-// Path returns the module's path inside a block, e.g. "self_attn.q_proj".
-func (m Module) Path() string {
-	if m <= OProj {
-		return "self_attn." + moduleNames[m]
-	}
-	return "mlp." + moduleNames[m]
-}
-
-// ParseModule returns the module with the given Hugging Face name.
-func ParseModule(name string) (Module, bool) {
-	for i, n := range moduleNames {
-		if n == name {
-			return Module(i), true
-		}
-	}
-	return 0, false
-}
 
 // Block holds one transformer block's weights. Linear weights are stored
 // [out, in] as in Hugging Face; Bias entries are nil where a layer has none.
 type Block struct {
 	AttnNorm, MLPNorm *Tensor
-	Linear            [NumModules]*Tensor
-	Bias              [NumModules]*Tensor
+	Linear            [hf.NumModules]*Tensor
+	Bias              [hf.NumModules]*Tensor
 }
 
 // Model is a loaded decoder-only transformer (Qwen2 or Llama family). Its
 // weights are read-only: adapters and caches live outside it, so one Model
 // serves any number of requests, one after another.
 type Model struct {
-	Config  *Config
+	Config  *hf.Config
 	B       Backend
 	Embed   *Tensor // vocab × hidden
 	Blocks  []Block
@@ -62,17 +26,17 @@ type Model struct {
 	LMHead  *Tensor // vocab × hidden; the same tensor as Embed when tied
 	rope    *Tensor // positions × headDim: cos | sin
 	invFreq []float32
-	weights *Weights // the mapped files, which backends may use in place
+	weights *hf.Weights // the mapped files, which backends may use in place
 }
 
 // Load opens a Hugging Face model folder (config.json + safetensors) on the
 // given backend.
 func Load(dir string, b Backend) (*Model, error) {
-	cfg, err := LoadConfig(dir)
+	cfg, err := hf.LoadConfig(dir)
 	if err != nil {
 		return nil, err
 	}
-	w, err := OpenWeights(dir)
+	w, err := hf.OpenWeights(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +50,7 @@ func Load(dir string, b Backend) (*Model, error) {
 // FromWeights builds a model from a parsed config and opened weights. The
 // model owns w from then on (a backend may read tensors in place): Close
 // releases it.
-func FromWeights(cfg *Config, w *Weights, b Backend) (*Model, error) {
+func FromWeights(cfg *hf.Config, w *hf.Weights, b Backend) (*Model, error) {
 	m := &Model{Config: cfg, B: b, invFreq: cfg.InvFreq(), weights: w}
 	H := cfg.Hidden
 	get := func(name string, rows, cols int) (*Tensor, error) {
@@ -122,12 +86,12 @@ func FromWeights(cfg *Config, w *Weights, b Backend) (*Model, error) {
 		if blk.MLPNorm, err = get(p+"post_attention_layernorm.weight", 1, H); err != nil {
 			return nil, err
 		}
-		for mod := Module(0); mod < NumModules; mod++ {
+		for mod := hf.Module(0); mod < hf.NumModules; mod++ {
 			out, in := cfg.LinearShape(mod)
 			if blk.Linear[mod], err = get(p+mod.Path()+".weight", out, in); err != nil {
 				return nil, err
 			}
-			if cfg.AttentionBias && mod <= VProj {
+			if cfg.AttentionBias && mod <= hf.VProj {
 				if blk.Bias[mod], err = get(p+mod.Path()+".bias", 1, cfg.LinearOut(mod)); err != nil {
 					return nil, err
 				}

@@ -1,6 +1,6 @@
 //go:build !race
 
-package nn
+package nn_test
 
 // raceEnabled reports a -race build, whose instrumentation allocates on its own.
 const raceEnabled = false

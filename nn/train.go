@@ -3,6 +3,8 @@ package nn
 import (
 	"fmt"
 	"math"
+
+	"github.com/goseal/ttt/hf"
 )
 
 // TrainBatch is one micro-batch for training: rows grouped into sequences by
@@ -77,7 +79,7 @@ func (t *Trainer) LossAndGrad(b *TrainBatch, ad *Adapter, gradScale float32, dro
 	x := ws.get("x", T, H)
 	B.Embed(x, m.Embed, b.IDs)
 	for l := range m.Blocks {
-		t.acts[l].dropSeed = dropoutSeed + uint64(l)*uint64(NumModules)
+		t.acts[l].dropSeed = dropoutSeed + uint64(l)*uint64(hf.NumModules)
 		m.block(ws, l, x, &b.Batch, nil, nil, nil, ad, &t.acts[l])
 	}
 
@@ -125,20 +127,20 @@ func (t *Trainer) blockBackward(l int, dres *Tensor, b *Batch, ad *Adapter) {
 	act := ws.get("act", T, cfg.Intermediate)
 	B.SiLUMul(act, a.gate, a.up)
 	dact := ws.get("dact", T, cfg.Intermediate)
-	t.linearBackward(dact, false, dres, act, l, DownProj, ad)
+	t.linearBackward(dact, false, dres, act, l, hf.DownProj, ad)
 	dgate := ws.get("dgate", T, cfg.Intermediate)
 	dup := ws.get("dup", T, cfg.Intermediate)
 	B.SiLUMulBackward(dgate, dup, dact, a.gate, a.up)
 	dxn := ws.get("dxn", T, cfg.Hidden)
-	t.linearBackward(dxn, false, dgate, xn, l, GateProj, ad)
-	t.linearBackward(dxn, true, dup, xn, l, UpProj, ad)
+	t.linearBackward(dxn, false, dgate, xn, l, hf.GateProj, ad)
+	t.linearBackward(dxn, true, dup, xn, l, hf.UpProj, ad)
 	dnorm := ws.get("dnorm", T, cfg.Hidden)
 	B.RMSNormBackward(dnorm, dxn, a.h, blk.MLPNorm, cfg.RMSNormEps)
 	B.Add(dres, dres, dnorm)
 
 	// Attention: h = x + o(attention(rope(q), rope(k), v)), q/k/v = W·rmsnorm(x) + b.
 	datt := ws.get("datt", T, cfg.Heads*cfg.HeadDim)
-	t.linearBackward(datt, false, dres, a.att, l, OProj, ad)
+	t.linearBackward(datt, false, dres, a.att, l, hf.OProj, ad)
 	dq := ws.get("dq", T, cfg.Heads*cfg.HeadDim)
 	dk := ws.get("dk", T, cfg.KVHeads*cfg.HeadDim)
 	dv := ws.get("dv", T, cfg.KVHeads*cfg.HeadDim)
@@ -147,9 +149,9 @@ func (t *Trainer) blockBackward(l int, dres *Tensor, b *Batch, ad *Adapter) {
 	B.RoPE(dq, rope, b.Pos, cfg.HeadDim, true)
 	B.RoPE(dk, rope, b.Pos, cfg.HeadDim, true)
 	B.RMSNorm(xn, a.x, blk.AttnNorm, cfg.RMSNormEps)
-	t.linearBackward(dxn, false, dq, xn, l, QProj, ad)
-	t.linearBackward(dxn, true, dk, xn, l, KProj, ad)
-	t.linearBackward(dxn, true, dv, xn, l, VProj, ad)
+	t.linearBackward(dxn, false, dq, xn, l, hf.QProj, ad)
+	t.linearBackward(dxn, true, dk, xn, l, hf.KProj, ad)
+	t.linearBackward(dxn, true, dv, xn, l, hf.VProj, ad)
 	B.RMSNormBackward(dnorm, dxn, a.x, blk.AttnNorm, cfg.RMSNormEps)
 	B.Add(dres, dres, dnorm)
 }
@@ -158,7 +160,7 @@ func (t *Trainer) blockBackward(l int, dres *Tensor, b *Batch, ad *Adapter) {
 // module mod of block l for output gradient dy and input x, and adds the
 // LoRA's weight gradients: with xd = dropout(x) and u = xd·Aᵀ,
 // dB += s·dyᵀ·u, dA += (s·dy·B)ᵀ·xd, dx += mask·((s·dy·B)·A).
-func (t *Trainer) linearBackward(dx *Tensor, accumulate bool, dy, x *Tensor, l int, mod Module, ad *Adapter) {
+func (t *Trainer) linearBackward(dx *Tensor, accumulate bool, dy, x *Tensor, l int, mod hf.Module, ad *Adapter) {
 	m, B, ws := t.m, t.m.B, t.ws
 	B.MatMul(dx, dy, m.Blocks[l].Linear[mod], false, false, 1, accumulate)
 	lo := ad.get(l, mod)

@@ -1,25 +1,29 @@
-package nn
+package nn_test
 
 import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/goseal/ttt/cpu"
+	"github.com/goseal/ttt/hf"
+	"github.com/goseal/ttt/nn"
 )
 
 // tinyConfig is a model small enough for finite differences.
-func tinyConfig(arch string) *Config {
-	return &Config{Arch: arch, VocabSize: 40, Hidden: 16, Intermediate: 24, Layers: 2, Heads: 4, KVHeads: 2,
+func tinyConfig(arch string) *hf.Config {
+	return &hf.Config{Arch: arch, VocabSize: 40, Hidden: 16, Intermediate: 24, Layers: 2, Heads: 4, KVHeads: 2,
 		HeadDim: 4, RMSNormEps: 1e-6, RopeTheta: 10000, TieEmbeddings: arch == "qwen2", MaxPositions: 64,
 		AttentionBias: arch == "qwen2", BOS: -1, EOS: []int{0}}
 }
 
-// randomAdapter puts a rank-2 LoRA with random A and B on every module.
-func randomAdapter(m *Model, rng *rand.Rand) *Adapter {
-	ad := &Adapter{Blocks: make([][NumModules]*LoRA, len(m.Blocks))}
+// randomAdapter puts a rank-2 nn.LoRA with random A and B on every module.
+func randomAdapter(m *nn.Model, rng *rand.Rand) *nn.Adapter {
+	ad := &nn.Adapter{Blocks: make([][hf.NumModules]*nn.LoRA, len(m.Blocks))}
 	for l := range ad.Blocks {
-		for mod := Module(0); mod < NumModules; mod++ {
+		for mod := hf.Module(0); mod < hf.NumModules; mod++ {
 			out, in := m.Config.LinearShape(mod)
-			lo := &LoRA{A: m.B.NewTensor(2, in), B: m.B.NewTensor(out, 2), GradA: m.B.NewTensor(2, in), GradB: m.B.NewTensor(out, 2), Scale: 1.5}
+			lo := &nn.LoRA{A: m.B.NewTensor(2, in), B: m.B.NewTensor(out, 2), GradA: m.B.NewTensor(2, in), GradB: m.B.NewTensor(out, 2), Scale: 1.5}
 			for i := range lo.A.Data {
 				lo.A.Data[i] = float32(0.3 * rng.NormFloat64())
 			}
@@ -35,11 +39,11 @@ func randomAdapter(m *Model, rng *rand.Rand) *Adapter {
 // gradBatch has two sequences: one of 7 tokens, one of 5 real tokens padded
 // to 7 (padding masked as keys, as in SEAL's max_length mode), with a few
 // ignored labels.
-func gradBatch() *TrainBatch {
-	b := &TrainBatch{}
+func gradBatch() *nn.TrainBatch {
+	b := &nn.TrainBatch{}
 	seqs := [][]int32{{3, 9, 14, 1, 22, 35, 7}, {5, 6, 30, 2, 11, 0, 0}}
 	for s, seq := range seqs {
-		seg := Segment{Q: len(b.IDs), N: len(seq), KV: len(b.IDs)}
+		seg := nn.Segment{Q: len(b.IDs), N: len(seq), KV: len(b.IDs)}
 		if s == 1 {
 			seg.Keys = 5
 		}
@@ -58,7 +62,7 @@ func TestLoRAGradientsMatchFiniteDifferences(t *testing.T) {
 	for _, arch := range []string{"qwen2", "llama"} {
 		t.Run(arch, func(t *testing.T) {
 			cfg := tinyConfig(arch)
-			m, err := FromWeights(cfg, RandomWeights(cfg, 3), CPU{})
+			m, err := nn.FromWeights(cfg, hf.RandomWeights(cfg, 3), cpu.Backend{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -67,8 +71,8 @@ func TestLoRAGradientsMatchFiniteDifferences(t *testing.T) {
 			// Dropout on two modules: the masks come from the seed, so every
 			// pass below (same seed) drops the same inputs and the finite
 			// differences see the same function.
-			ad.Blocks[0][VProj].Dropout = 0.3
-			ad.Blocks[1][GateProj].Dropout = 0.5
+			ad.Blocks[0][hf.VProj].Dropout = 0.3
+			ad.Blocks[1][hf.GateProj].Dropout = 0.5
 			b := gradBatch()
 			tr := m.NewTrainer()
 			if _, n, err := tr.LossAndGrad(b, ad, 1, 7); err != nil || n != 10 {
@@ -91,7 +95,7 @@ func TestLoRAGradientsMatchFiniteDifferences(t *testing.T) {
 			// 35, so 3e-3 absolute plus 1% relative separates a correct
 			// gradient from a wrong one (a missing term is off by far more).
 			const h = 1e-2
-			diff := func(w *Tensor, i int, h float32) float64 {
+			diff := func(w *nn.Tensor, i int, h float32) float64 {
 				orig := w.Data[i]
 				w.Data[i] = orig + h
 				up := loss()
@@ -101,11 +105,11 @@ func TestLoRAGradientsMatchFiniteDifferences(t *testing.T) {
 				return (up - down) / (2 * float64(h))
 			}
 			for l := range ad.Blocks {
-				for mod := Module(0); mod < NumModules; mod++ {
+				for mod := hf.Module(0); mod < hf.NumModules; mod++ {
 					lo := ad.Blocks[l][mod]
 					for _, p := range []struct {
 						name string
-						w, g *Tensor
+						w, g *nn.Tensor
 					}{{"A", lo.A, lo.GradA}, {"B", lo.B, lo.GradB}} {
 						for k := 0; k < 3; k++ {
 							i := rng.IntN(len(p.w.Data))

@@ -9,13 +9,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/goseal/ttt/cpu"
 	"github.com/goseal/ttt/nn"
 	"github.com/goseal/ttt/tokenizer"
 )
 
 func builtinEngine(t *testing.T) *Engine {
 	t.Helper()
-	e, err := NewEngine(nn.Builtin(nn.CPU{}), tokenizer.Bytes(), "builtin", nil)
+	e, err := NewEngine(nn.Builtin(cpu.Backend{}), tokenizer.Bytes(), "builtin", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

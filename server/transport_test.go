@@ -20,6 +20,7 @@ import (
 
 	gozmq "github.com/go-zeromq/zmq4"
 
+	"github.com/goseal/ttt/cpu"
 	"github.com/goseal/ttt/nn"
 	"github.com/goseal/ttt/tokenizer"
 )
@@ -302,7 +303,7 @@ func TestMemoryFlat(t *testing.T) {
 // TestMemoryFlatBuiltinModel is TestMemoryFlat with the built-in model, so
 // that every request really trains, uses and drops an adapter.
 func TestMemoryFlatBuiltinModel(t *testing.T) {
-	e, err := NewEngine(nn.Builtin(nn.CPU{}), tokenizer.Bytes(), "builtin", nil)
+	e, err := NewEngine(nn.Builtin(cpu.Backend{}), tokenizer.Bytes(), "builtin", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

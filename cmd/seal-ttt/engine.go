@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/goseal/ttt/cpu"
+	"github.com/goseal/ttt/hf"
 	"github.com/goseal/ttt/nn"
 	"github.com/goseal/ttt/server"
 	"github.com/goseal/ttt/tokenizer"
@@ -19,7 +21,7 @@ func openModel(modelFlag, backend string) (*nn.Model, *tokenizer.Tokenizer, stri
 	var b nn.Backend
 	switch backend {
 	case "", "cpu":
-		b = nn.CPU{}
+		b = cpu.Backend{}
 	case "metal":
 		return nil, nil, "", fmt.Errorf("backend metal: the Metal kernels run in `seal-ttt doctor`, but the transformer does not run on them yet; use --backend cpu")
 	default:
@@ -30,7 +32,7 @@ func openModel(modelFlag, backend string) (*nn.Model, *tokenizer.Tokenizer, stri
 		c := m.Config
 		return m, tokenizer.Bytes(), fmt.Sprintf("%s (built-in demo model: %d layers, hidden %d, byte vocabulary; untrained, for demos and tests) on %s", builtinName, c.Layers, c.Hidden, b.Name()), nil
 	}
-	dir, err := nn.ResolveModel(modelFlag)
+	dir, err := hf.ResolveModel(modelFlag)
 	if err != nil {
 		return nil, nil, "", err
 	}

@@ -10,7 +10,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/goseal/ttt/nn"
+	"github.com/goseal/ttt/hf"
 	"github.com/goseal/ttt/tokenizer"
 )
 
@@ -44,7 +44,7 @@ is written unless every line is good.`)
 	case (*model == "") == (*file == ""):
 		return errors.New("give exactly one of --model and --tokenizer")
 	case *model != "":
-		dir, rerr := nn.ResolveModel(*model)
+		dir, rerr := hf.ResolveModel(*model)
 		if rerr != nil {
 			return rerr
 		}

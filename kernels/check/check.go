@@ -12,9 +12,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/goseal/ttt/cpu"
+	"github.com/goseal/ttt/hf"
 	"github.com/goseal/ttt/kernels"
 	"github.com/goseal/ttt/metal"
-	"github.com/goseal/ttt/nn"
 )
 
 // Case is one kernel run on one shape.
@@ -62,34 +63,34 @@ func Cases() []Case {
 		m, n, k                    int
 		transA, transB, accumulate bool
 	}
-	mms := map[kernels.DType][]mm{
-		kernels.F32: {
+	mms := map[hf.DType][]mm{
+		hf.F32: {
 			{1, 1, 1, false, false, false}, {7, 5, 3, false, true, false}, {64, 64, 64, false, false, false},
 			{65, 63, 67, true, false, true}, {65, 63, 67, false, true, false}, {33, 17, 4096, false, true, false},
 			{100, 1, 7, true, true, false}, {1, 4096, 64, false, true, false}, {1, 65, 4096, false, false, true},
 			{1, 7, 1, true, false, false}, {1, 9, 13, false, true, false},
 		},
-		kernels.F16: {
+		hf.F16: {
 			{7, 5, 3, false, true, false}, {65, 63, 67, false, true, true}, {64, 64, 64, true, false, false},
 			{1, 130, 67, false, true, false}, {1, 70, 128, false, true, true}, {1, 33, 65, false, false, false},
 		},
-		kernels.BF16: {
+		hf.BF16: {
 			{7, 5, 3, false, true, false}, {65, 63, 67, false, true, true}, {64, 64, 64, true, false, false},
 			{1, 130, 67, false, true, false}, {1, 70, 4096, false, true, false}, {1, 33, 65, false, false, false},
 			{9, 40, 4096, false, true, false},
 		},
 	}
-	for _, dt := range []kernels.DType{kernels.F32, kernels.F16, kernels.BF16} {
+	for _, dt := range []hf.DType{hf.F32, hf.F16, hf.BF16} {
 		for _, s := range mms[dt] {
 			cs = append(cs, matmulCase(dt, s.m, s.n, s.k, s.transA, s.transB, s.accumulate))
 		}
 	}
-	norms := map[kernels.DType][][2]int{
-		kernels.F32:  {{1, 1}, {7, 7}, {3, 64}, {5, 65}, {2, 4096}, {4, 1000}},
-		kernels.F16:  {{3, 64}, {5, 65}, {2, 4096}},
-		kernels.BF16: {{1, 1}, {3, 64}, {5, 65}, {2, 4096}},
+	norms := map[hf.DType][][2]int{
+		hf.F32:  {{1, 1}, {7, 7}, {3, 64}, {5, 65}, {2, 4096}, {4, 1000}},
+		hf.F16:  {{3, 64}, {5, 65}, {2, 4096}},
+		hf.BF16: {{1, 1}, {3, 64}, {5, 65}, {2, 4096}},
 	}
-	for _, dt := range []kernels.DType{kernels.F32, kernels.F16, kernels.BF16} {
+	for _, dt := range []hf.DType{hf.F32, hf.F16, hf.BF16} {
 		for _, s := range norms[dt] {
 			cs = append(cs, rmsnormCase(dt, s[0], s[1]))
 		}
@@ -109,22 +110,22 @@ func random(n int, seed uint64) []float32 {
 
 // weights stores w as dtype dt and returns the bytes and the float32 values
 // those bytes hold, which is what the reference computes with.
-func weights(w []float32, dt kernels.DType) ([]byte, []float32) {
+func weights(w []float32, dt hf.DType) ([]byte, []float32) {
 	ref := make([]float32, len(w))
 	var b []byte
 	for i, v := range w {
 		switch dt {
-		case kernels.F32:
+		case hf.F32:
 			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
 			ref[i] = v
-		case kernels.F16:
-			h := nn.F32ToF16(v)
+		case hf.F16:
+			h := hf.F32ToF16(v)
 			b = binary.LittleEndian.AppendUint16(b, h)
-			ref[i] = nn.F16ToF32(h)
-		case kernels.BF16:
-			h := nn.F32ToBF16(v)
+			ref[i] = hf.F16ToF32(h)
+		case hf.BF16:
+			h := hf.F32ToBF16(v)
 			b = binary.LittleEndian.AppendUint16(b, h)
-			ref[i] = nn.BF16ToF32(h)
+			ref[i] = hf.BF16ToF32(h)
 		}
 	}
 	return b, ref
@@ -184,7 +185,7 @@ func launch(dev *metal.Device, ins [][]byte, encode func(e *metal.Encoder, bufs 
 	return outs, t, err
 }
 
-func matmulCase(dt kernels.DType, m, n, k int, transA, transB, accumulate bool) Case {
+func matmulCase(dt hf.DType, m, n, k int, transA, transB, accumulate bool) Case {
 	var flags []string
 	for _, f := range []struct {
 		on   bool
@@ -213,7 +214,7 @@ func matmulCase(dt kernels.DType, m, n, k int, transA, transB, accumulate bool) 
 			wb, wref := weights(random(k*n, seed+1), dt)
 			c0 := random(m*n, seed+2)
 			want := append([]float32(nil), c0...)
-			nn.MatMul(want, a, wref, m, n, k, transA, transB, accumulate)
+			cpu.MatMul(want, a, wref, m, n, k, transA, transB, accumulate)
 			outs, t, err := launch(dev, [][]byte{f32bytes(c0), f32bytes(a), wb}, func(e *metal.Encoder, b []*metal.Buffer) error {
 				return lib.MatMul(e, kernels.Whole(b[0]), kernels.Whole(b[1]), kernels.Whole(b[2]), dt, m, n, k, transA, transB, accumulate)
 			})
@@ -225,7 +226,7 @@ func matmulCase(dt kernels.DType, m, n, k int, transA, transB, accumulate bool) 
 	}
 }
 
-func rmsnormCase(dt kernels.DType, rows, cols int) Case {
+func rmsnormCase(dt hf.DType, rows, cols int) Case {
 	const eps = 1e-6
 	seed := uint64(rows*7919 + cols)
 	return Case{
@@ -239,7 +240,7 @@ func rmsnormCase(dt kernels.DType, rows, cols int) Case {
 			x := random(rows*cols, seed)
 			wb, wref := weights(random(cols, seed+1), dt)
 			want := make([]float32, rows*cols)
-			nn.RMSNorm(want, x, wref, rows, cols, eps)
+			cpu.RMSNorm(want, x, wref, rows, cols, eps)
 			outs, t, err := launch(dev, [][]byte{make([]byte, 4*rows*cols), f32bytes(x), wb}, func(e *metal.Encoder, b []*metal.Buffer) error {
 				return lib.RMSNorm(e, kernels.Whole(b[0]), kernels.Whole(b[1]), kernels.Whole(b[2]), dt, rows, cols, eps)
 			})

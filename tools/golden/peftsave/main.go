@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 
+	"github.com/goseal/ttt/cpu"
 	"github.com/goseal/ttt/lora"
 	"github.com/goseal/ttt/nn"
 )
@@ -26,7 +27,7 @@ func main() {
 }
 
 func run(modelDir, out string) error {
-	m, err := nn.Load(modelDir, nn.CPU{})
+	m, err := nn.Load(modelDir, cpu.Backend{})
 	if err != nil {
 		return err
 	}

@@ -1,8 +1,10 @@
-package nn
+package cpu
 
 import (
 	"math"
 	"sync"
+
+	"github.com/goseal/ttt/nn"
 )
 
 // blockedMin is the segment length from which attention runs as matrix
@@ -15,7 +17,7 @@ const blockedMin = 16
 // receives each (row, head)'s log-sum-exp of the scaled scores (rows × heads).
 // Long segments run as matrix products per head (S = q·kᵀ, softmax, P·v);
 // short ones (decoding) query by query.
-func Attention(out, lse, q, k, v []float32, segs []Segment, s AttnShape) {
+func Attention(out, lse, q, k, v []float32, segs []nn.Segment, s AttnShape) {
 	for i := range segs {
 		if segs[i].N >= blockedMin {
 			attentionBlocked(out, lse, q, k, v, segs[i], s)
@@ -28,7 +30,7 @@ func Attention(out, lse, q, k, v []float32, segs []Segment, s AttnShape) {
 // AttentionBackward sets dq, dk and dv to the gradients of Attention for
 // output gradient dout, recomputing the probabilities from q, k and the saved
 // lse. Rows of padding keys get zero gradients.
-func AttentionBackward(dq, dk, dv, dout, out, lse, q, k, v []float32, segs []Segment, s AttnShape) {
+func AttentionBackward(dq, dk, dv, dout, out, lse, q, k, v []float32, segs []nn.Segment, s AttnShape) {
 	for i := range segs {
 		if segs[i].N >= blockedMin {
 			attentionBlockedBackward(dq, dk, dv, dout, out, lse, q, k, v, segs[i], s)
@@ -73,7 +75,7 @@ func scatterHead(x, src []float32, row, n, cols, col, d int, add bool) {
 }
 
 // segKeys is the number of keys any query of seg may see.
-func segKeys(seg Segment) int {
+func segKeys(seg nn.Segment) int {
 	keys := seg.Past + seg.N
 	if seg.Keys > 0 {
 		keys = min(keys, seg.Keys)
@@ -84,10 +86,10 @@ func segKeys(seg Segment) int {
 // softmaxRows turns scaled scores sc (n × keys) into probabilities in place,
 // honouring each query's causal/padding limit (masked entries become 0), and
 // returns nothing; lse gets each row's log-sum-exp when not nil.
-func softmaxRows(sc []float32, seg Segment, keys int, lse []float32, heads, h int) {
+func softmaxRows(sc []float32, seg nn.Segment, keys int, lse []float32, heads, h int) {
 	parallelRows(seg.N, keys, rowFunc(func(i int) {
 		row := sc[i*keys : (i+1)*keys]
-		last := seg.limit(i)
+		last := seg.Limit(i)
 		if last < 0 {
 			clear(row)
 			if lse != nil {
@@ -115,7 +117,7 @@ func softmaxRows(sc []float32, seg Segment, keys int, lse []float32, heads, h in
 	}))
 }
 
-func attentionBlocked(out, lse, q, k, v []float32, seg Segment, s AttnShape) {
+func attentionBlocked(out, lse, q, k, v []float32, seg nn.Segment, s AttnShape) {
 	d, qc, kc := s.HeadDim, s.Heads*s.HeadDim, s.KVHeads*s.HeadDim
 	group := s.Heads / s.KVHeads
 	scale := float32(1 / math.Sqrt(float64(d)))
@@ -137,7 +139,7 @@ func attentionBlocked(out, lse, q, k, v []float32, seg Segment, s AttnShape) {
 	}
 }
 
-func attentionBlockedBackward(dq, dk, dv, dout, out, lse, q, k, v []float32, seg Segment, s AttnShape) {
+func attentionBlockedBackward(dq, dk, dv, dout, out, lse, q, k, v []float32, seg nn.Segment, s AttnShape) {
 	d, qc, kc := s.HeadDim, s.Heads*s.HeadDim, s.KVHeads*s.HeadDim
 	group := s.Heads / s.KVHeads
 	scale := float32(1 / math.Sqrt(float64(d)))
@@ -163,7 +165,7 @@ func attentionBlockedBackward(dq, dk, dv, dout, out, lse, q, k, v []float32, seg
 			MatMulScaled(w.sc, w.qh, w.kh, seg.N, keys, d, false, true, scale, false)
 			parallelRows(seg.N, keys, rowFunc(func(i int) {
 				row := w.sc[i*keys : (i+1)*keys]
-				last := seg.limit(i)
+				last := seg.Limit(i)
 				l := lse[(seg.Q+i)*s.Heads+h]
 				for j := range row {
 					if j <= last {

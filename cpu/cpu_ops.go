@@ -1,9 +1,11 @@
-package nn
+package cpu
 
 import (
 	"math"
 	"runtime"
 	"sync"
+
+	"github.com/goseal/ttt/nn"
 )
 
 // This file holds the CPU backend's ops as plain functions over float32
@@ -124,23 +126,6 @@ func Embed(out, table []float32, ids []int32, cols int) {
 	}
 }
 
-// RopeTable returns a positions×headDim table whose row p holds cos(p·f) for
-// each inverse frequency f, then sin(p·f); the angle p·f is a float32 product,
-// as transformers computes it.
-func RopeTable(invFreq []float32, positions int) []float32 {
-	half := len(invFreq)
-	t := make([]float32, positions*2*half)
-	for p := 0; p < positions; p++ {
-		row := t[p*2*half : (p+1)*2*half]
-		for i, f := range invFreq {
-			a := float64(float32(p) * f)
-			row[i] = float32(math.Cos(a))
-			row[half+i] = float32(math.Sin(a))
-		}
-	}
-	return t
-}
-
 // RoPE rotates every head (headDim wide) of every row of x in place by the
 // angles of table row pos[r], in transformers' rotate_half layout: the pair
 // (x[i], x[i+half]) turns by angle i. inverse turns the other way, which is
@@ -181,7 +166,7 @@ type AttnShape struct{ Heads, KVHeads, HeadDim int }
 // key, with a running maximum and sum so no score is stored): the plain
 // form, used for short segments (decoding) and as the reference of the
 // blocked form. Segments run in parallel.
-func attentionRows(out, lse, q, k, v []float32, segs []Segment, s AttnShape) {
+func attentionRows(out, lse, q, k, v []float32, segs []nn.Segment, s AttnShape) {
 	cost := segs[0].N * (segs[0].Past + segs[0].N) * s.Heads * s.HeadDim
 	parallelRows(len(segs), cost, attnRowsOp{out, lse, q, k, v, segs, s})
 }
@@ -189,7 +174,7 @@ func attentionRows(out, lse, q, k, v []float32, segs []Segment, s AttnShape) {
 // attnRowsOp's rows are segments.
 type attnRowsOp struct {
 	out, lse, q, k, v []float32
-	segs              []Segment
+	segs              []nn.Segment
 	s                 AttnShape
 }
 
@@ -201,7 +186,7 @@ func (o attnRowsOp) row(si int) {
 	seg := o.segs[si]
 	for i := 0; i < seg.N; i++ {
 		row := seg.Q + i
-		last := seg.limit(i)
+		last := seg.Limit(i)
 		for h := 0; h < s.Heads; h++ {
 			qh := q[row*qc+h*d : row*qc+(h+1)*d]
 			oh := out[row*qc+h*d : row*qc+(h+1)*d]
@@ -245,7 +230,7 @@ func (o attnRowsOp) row(si int) {
 }
 
 // attentionRowsBackward is AttentionBackward computed query by query.
-func attentionRowsBackward(dq, dk, dv, dout, out, lse, q, k, v []float32, segs []Segment, s AttnShape) {
+func attentionRowsBackward(dq, dk, dv, dout, out, lse, q, k, v []float32, segs []nn.Segment, s AttnShape) {
 	qc, kc, d := s.Heads*s.HeadDim, s.KVHeads*s.HeadDim, s.HeadDim
 	group := s.Heads / s.KVHeads
 	scale := float32(1 / math.Sqrt(float64(d)))
@@ -264,7 +249,7 @@ func attentionRowsBackward(dq, dk, dv, dout, out, lse, q, k, v []float32, segs [
 			for h := g * group; h < (g+1)*group; h++ {
 				for i := 0; i < seg.N; i++ {
 					row := seg.Q + i
-					last := seg.limit(i)
+					last := seg.Limit(i)
 					qh := q[row*qc+h*d : row*qc+(h+1)*d]
 					dqh := dq[row*qc+h*d : row*qc+(h+1)*d]
 					doh := dout[row*qc+h*d : row*qc+(h+1)*d]
@@ -380,7 +365,7 @@ func CrossEntropy(dlogits, logits []float32, labels []int32, cols int, scale flo
 // AdamW applies one step of torch.optim.AdamW (the single-tensor path) to
 // param, in its order of float32 operations: decoupled weight decay, moment
 // updates, bias-corrected step.
-func AdamW(param, grad, m, v []float32, h AdamWParams) {
+func AdamW(param, grad, m, v []float32, h nn.AdamWParams) {
 	decay := float32(1 - h.LR*h.WeightDecay)
 	b1, b2 := float32(h.Beta1), float32(h.Beta2)
 	bc1 := 1 - math.Pow(h.Beta1, float64(h.Step))

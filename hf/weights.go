@@ -1,4 +1,4 @@
-package nn
+package hf
 
 import (
 	"encoding/json"
@@ -12,22 +12,6 @@ import (
 	"github.com/nlpodyssey/safetensors"
 	"golang.org/x/sys/unix"
 )
-
-// DType is the element type of a stored tensor.
-type DType int
-
-// The stored weight types a model may use.
-const (
-	F32 DType = iota
-	F16
-	BF16
-)
-
-// String returns the safetensors name of the type (F32, F16, BF16).
-func (d DType) String() string { return [...]string{"F32", "F16", "BF16"}[d] }
-
-// Size is the width of one element in bytes.
-func (d DType) Size() int { return [...]int{4, 2, 2}[d] }
 
 // StoredTensor is one tensor of a safetensors file: its raw little-endian
 // bytes point into the file's memory map, never into a Go heap copy.
@@ -195,6 +179,12 @@ func (w *Weights) Tensor(name string, shape ...int) (*StoredTensor, error) {
 
 // Has reports whether the named tensor exists.
 func (w *Weights) Has(name string) bool { _, ok := w.tensors[name]; return ok }
+
+// Lookup returns the named tensor whatever its shape, and whether it exists.
+func (w *Weights) Lookup(name string) (*StoredTensor, bool) {
+	t, ok := w.tensors[name]
+	return t, ok
+}
 
 // Close unmaps the files; tensors obtained from w must not be used after.
 func (w *Weights) Close() {

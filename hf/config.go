@@ -1,4 +1,4 @@
-package nn
+package hf
 
 import (
 	"encoding/json"
@@ -273,22 +273,3 @@ func (c *Config) InvFreq() []float32 {
 	}
 	return inv
 }
-
-// LinearShape returns the [out, in] shape of module mod's weight.
-func (c *Config) LinearShape(mod Module) (out, in int) {
-	qd, kvd := c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
-	switch mod {
-	case QProj:
-		return qd, c.Hidden
-	case KProj, VProj:
-		return kvd, c.Hidden
-	case OProj:
-		return c.Hidden, qd
-	case GateProj, UpProj:
-		return c.Intermediate, c.Hidden
-	}
-	return c.Hidden, c.Intermediate
-}
-
-// LinearOut returns the output width of module mod.
-func (c *Config) LinearOut(mod Module) int { out, _ := c.LinearShape(mod); return out }

@@ -1,9 +1,11 @@
-package nn
+package cpu
 
 import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/goseal/ttt/nn"
 )
 
 // TestBlockedAttentionMatchesRows checks the matrix-product form of attention
@@ -12,7 +14,7 @@ import (
 // (Past > 0), with grouped key/value heads.
 func TestBlockedAttentionMatchesRows(t *testing.T) {
 	s := AttnShape{Heads: 4, KVHeads: 2, HeadDim: 8}
-	segs := []Segment{
+	segs := []nn.Segment{
 		{Q: 0, N: 20, KV: 0},
 		{Q: 20, N: 33, KV: 20, Keys: 25},
 		{Q: 53, N: 17, KV: 53, Past: 6}, // its keys are rows 53..75

@@ -1,6 +1,32 @@
-package nn
+package hf
 
-import "math"
+import (
+	"fmt"
+	"math"
+)
+
+// DType is the element type of a stored tensor.
+type DType int
+
+// The element types: weights are stored as F32, F16 or BF16; I32 holds
+// indices.
+const (
+	F32 DType = iota
+	F16
+	BF16
+	I32 // token ids, positions and labels; never a weight here
+)
+
+// String returns the safetensors name of the type (F32, F16, BF16).
+func (d DType) String() string {
+	if d < F32 || d > I32 {
+		return fmt.Sprintf("DType(%d)", int(d))
+	}
+	return [...]string{"F32", "F16", "BF16", "I32"}[d]
+}
+
+// Size is the width of one element in bytes.
+func (d DType) Size() int { return [...]int{4, 2, 2, 4}[d] }
 
 // BF16ToF32 widens a bfloat16 bit pattern to float32 (a 16-bit shift: exact).
 func BF16ToF32(b uint16) float32 { return math.Float32frombits(uint32(b) << 16) }
