@@ -143,7 +143,13 @@ func (Backend) SiLUMulBackward(dgate, dup, dout, gate, up *nn.Tensor) {
 
 // CrossEntropy implements nn.Backend.
 func (Backend) CrossEntropy(dlogits, logits *nn.Tensor, labels []int32, scale float32) float64 {
-	return CrossEntropy(dlogits.Data, logits.Data, labels, logits.Cols, scale)
+	losses := make([]float32, logits.Rows)
+	CrossEntropy(dlogits.Data, losses, logits.Data, labels, logits.Cols, scale)
+	var total float64
+	for _, l := range losses {
+		total += float64(l)
+	}
+	return total
 }
 
 // Dropout implements nn.Backend.
@@ -161,5 +167,5 @@ func (Backend) Dropout(out, mask, x *nn.Tensor, p float32, seed uint64) {
 
 // AdamW implements nn.Backend.
 func (Backend) AdamW(param, grad, m, v *nn.Tensor, h nn.AdamWParams) {
-	AdamW(param.Data, grad.Data, m.Data, v.Data, h)
+	AdamW(param.Data, grad.Data, m.Data, v.Data, h, 1)
 }

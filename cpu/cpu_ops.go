@@ -324,14 +324,16 @@ func SiLUMulBackward(dgate, dup, dout, gate, up []float32) {
 	}))
 }
 
-// CrossEntropy returns the summed cross-entropy of rows whose label is not
-// negative and writes dlogits = scale·(softmax(logits) − onehot(label)) for
-// them (zero rows elsewhere). The log-sum-exp is accumulated in float64.
-func CrossEntropy(dlogits, logits []float32, labels []int32, cols int, scale float32) float64 {
-	losses := make([]float64, len(labels))
+// CrossEntropy sets, for each row r with labels[r] ≥ 0, losses[r] to
+// -log softmax(logits[r])[labels[r]] and dlogits[r] to
+// scale·(softmax(logits[r]) − onehot(labels[r])); rows with a negative label
+// get loss 0 and a zero gradient. dlogits may be logits itself. Each row's
+// log-sum-exp is accumulated in float64.
+func CrossEntropy(dlogits, losses, logits []float32, labels []int32, cols int, scale float32) {
 	parallelRows(len(labels), cols, rowFunc(func(r int) {
 		lr, dr := logits[r*cols:(r+1)*cols], dlogits[r*cols:(r+1)*cols]
 		if labels[r] < 0 {
+			losses[r] = 0
 			clear(dr)
 			return
 		}
@@ -347,25 +349,54 @@ func CrossEntropy(dlogits, logits []float32, labels []int32, cols int, scale flo
 			dr[i] = float32(e)
 			sum += e
 		}
-		lse := float64(m) + math.Log(sum)
-		losses[r] = lse - float64(target)
+		losses[r] = float32(float64(m) + math.Log(sum) - float64(target))
 		k := float32(float64(scale) / sum)
 		for i := range dr {
 			dr[i] *= k
 		}
 		dr[labels[r]] -= scale
 	}))
-	var total float64
-	for _, l := range losses {
-		total += l
+}
+
+// Sum returns the sum of x, accumulated in float64.
+func Sum(x []float32) float32 {
+	var s float64
+	for _, v := range x {
+		s += float64(v)
 	}
-	return total
+	return float32(s)
+}
+
+// SumSquares returns the sum of the squares of x, accumulated in float64.
+func SumSquares(x []float32) float32 {
+	var s float64
+	for _, v := range x {
+		s += float64(v) * float64(v)
+	}
+	return float32(s)
+}
+
+// Dropout sets out = x·mask, where element i of the mask is 0 when
+// nn.DropoutUniform(key, i) < p and nn.DropoutScale(p) otherwise. out may
+// be x. The same key gives the same mask, so the backward pass applies the
+// forward's mask by calling Dropout again.
+func Dropout(out, x []float32, p float32, key uint32) {
+	scale := nn.DropoutScale(p)
+	for i, v := range x {
+		if nn.DropoutUniform(key, uint32(i)) < p {
+			out[i] = 0
+		} else {
+			out[i] = v * scale
+		}
+	}
 }
 
 // AdamW applies one step of torch.optim.AdamW (the single-tensor path) to
 // param, in its order of float32 operations: decoupled weight decay, moment
-// updates, bias-corrected step.
-func AdamW(param, grad, m, v []float32, h nn.AdamWParams) {
+// updates, bias-corrected step. Each gradient is first multiplied by clip,
+// the clipping factor (nn.ClipFactor), as clip_grad_norm_ scales gradients in
+// place before the optimizer reads them.
+func AdamW(param, grad, m, v []float32, h nn.AdamWParams, clip float32) {
 	decay := float32(1 - h.LR*h.WeightDecay)
 	b1, b2 := float32(h.Beta1), float32(h.Beta2)
 	bc1 := 1 - math.Pow(h.Beta1, float64(h.Step))
@@ -373,6 +404,7 @@ func AdamW(param, grad, m, v []float32, h nn.AdamWParams) {
 	stepSize := float32(h.LR / bc1)
 	eps := float32(h.Eps)
 	for i, g := range grad {
+		g *= clip
 		param[i] *= decay
 		m[i] += (g - m[i]) * (1 - b1)
 		v[i] = v[i]*b2 + (1-b2)*g*g

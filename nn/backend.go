@@ -1,6 +1,10 @@
 package nn
 
-import "github.com/goseal/ttt/hf"
+import (
+	"math"
+
+	"github.com/goseal/ttt/hf"
+)
 
 // Tensor is a dense, row-major rows×cols array of float32 owned by a backend.
 // Data is its host view: on the CPU backend the storage itself, on Metal the
@@ -97,7 +101,18 @@ type Backend interface {
 }
 
 // AdamWParams are one AdamW update's hyperparameters; Step counts from 1.
+// MaxGradNorm is the clipping threshold the update applies first (see
+// ClipFactor).
 type AdamWParams struct {
 	LR, Beta1, Beta2, Eps, WeightDecay float64
 	Step                               int
+	MaxGradNorm                        float64
+}
+
+// ClipFactor is the factor gradient clipping multiplies every gradient by,
+// from the sum of squares of all gradients: maxNorm / (norm + 1e-6), at most
+// 1, as torch.nn.utils.clip_grad_norm_ computes it, in float32.
+func ClipFactor(sumSquares, maxNorm float32) float32 {
+	norm := float32(math.Sqrt(float64(sumSquares)))
+	return min(1, maxNorm/(norm+1e-6))
 }
