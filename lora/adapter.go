@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 
@@ -84,26 +85,23 @@ func New(m *nn.Model, s Spec, rng *rand.Rand) (*nn.Adapter, error) {
 	if err := s.Validate(m.Config); err != nil {
 		return nil, err
 	}
-	ad := &nn.Adapter{Blocks: make([][hf.NumModules]*nn.LoRA, len(m.Blocks))}
 	first := 0
 	if s.Layers > 0 && s.Layers < len(m.Blocks) {
 		first = len(m.Blocks) - s.Layers
 	}
-	for l := first; l < len(m.Blocks); l++ {
-		for _, mod := range s.targets(m.Config) {
-			out, in := m.Config.LinearShape(mod)
-			lo := &nn.LoRA{
-				A: m.B.NewTensor(s.Rank, in), B: m.B.NewTensor(out, s.Rank),
-				GradA: m.B.NewTensor(s.Rank, in), GradB: m.B.NewTensor(out, s.Rank),
-				Scale: float32(s.Alpha / float64(s.Rank)), Dropout: float32(s.Dropout),
-			}
-			bound := 1 / math.Sqrt(float64(in))
-			for i := range lo.A.Data {
-				lo.A.Data[i] = float32((2*rng.Float64() - 1) * bound)
-			}
-			ad.Blocks[l][mod] = lo
+	targets := s.targets(m.Config)
+	ad := nn.NewAdapter(m.B, m.Config, s.Rank, float32(s.Alpha/float64(s.Rank)), float32(s.Dropout), func(l int, mod hf.Module) bool {
+		return l >= first && slices.Contains(targets, mod)
+	})
+	params := make([]float32, ad.Params.Len())
+	each(ad, func(_ int, _ hf.Module, lo *nn.LoRA) {
+		bound := 1 / math.Sqrt(float64(lo.A.Cols))
+		a := params[ad.Offset(lo.A):][:lo.A.Len()]
+		for i := range a {
+			a[i] = float32((2*rng.Float64() - 1) * bound)
 		}
-	}
+	})
+	m.B.Upload(ad.Params, params)
 	return ad, nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/goseal/ttt/cpu"
 	"github.com/goseal/ttt/hf"
 	"github.com/goseal/ttt/nn"
+	"github.com/goseal/ttt/nn/nntest"
 )
 
 // goldenCase is one training run of tools/golden/lora.py: PEFT adapters
@@ -51,9 +52,16 @@ type goldenCase struct {
 
 var goldenCases = []string{"qwen2_bs1", "qwen2_bs2_ga2", "qwen2_longest", "qwen2_endmask", "qwen2_all_linear", "llama3_bs1"}
 
-func loadModel(t *testing.T, name string) *nn.Model {
+// testBackends are the backends every golden test runs on: the CPU backend,
+// and the CPU backend behind the strict backend (no host views, queued ops,
+// counted transfers).
+func testBackends() []nn.Backend {
+	return []nn.Backend{cpu.Backend{}, nntest.NewStrict(cpu.Backend{})}
+}
+
+func loadModel(t *testing.T, name string, b nn.Backend) *nn.Model {
 	t.Helper()
-	m, err := nn.Load(filepath.Join("..", "nn", "testdata", "models", name, "f32"), cpu.Backend{})
+	m, err := nn.Load(filepath.Join("..", "nn", "testdata", "models", name, "f32"), b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,6 +105,21 @@ func readFloats(t *testing.T, path, name string, shape ...int) []float32 {
 	return out
 }
 
+// download returns the adapter's parameters, read back from the device.
+func download(t *testing.T, m *nn.Model, ad *nn.Adapter) []float32 {
+	t.Helper()
+	p := make([]float32, ad.Params.Len())
+	if err := m.B.Download(p, ad.Params); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// part returns view v's values (an A or B of ad) within params.
+func part(params []float32, ad *nn.Adapter, v *nn.Tensor) []float32 {
+	return params[ad.Offset(v):][:v.Len()]
+}
+
 func maxDiff(a, b []float32) float64 {
 	var d float64
 	for i := range a {
@@ -107,107 +130,117 @@ func maxDiff(a, b []float32) float64 {
 
 func TestGoldenTraining(t *testing.T) {
 	for _, name := range goldenCases {
-		t.Run(name, func(t *testing.T) {
-			dir := filepath.Join("testdata", "golden", name)
-			raw, err := os.ReadFile(filepath.Join(dir, "golden.json"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var g goldenCase
-			if err := json.Unmarshal(raw, &g); err != nil {
-				t.Fatal(err)
-			}
-			c := g.Case
-			m := loadModel(t, c.Model)
-			pad, err := ParsePadding(c.Padding)
-			if err != nil {
-				t.Fatal(err)
-			}
-			d := Data{MaxSeqLength: c.MaxLen, Padding: pad, PadID: g.EOS}
-
-			// Data: our rows are the rows the Trainer saw.
-			var exs []Example
-			for i, seq := range g.Sequences {
-				ex := MakeExample(seq, c.MaxLen, c.Mask)
-				exs = append(exs, ex)
-				tb := d.batch([]Example{ex})
-				row := g.Rows[i]
-				if !slices.Equal(tb.IDs, row.InputIDs) || !slices.Equal(tb.Labels, row.Labels) || tb.Segs[0].Keys != countOnes(row.AttentionMask) {
-					t.Fatalf("row %d: ids %v labels %v keys %d; want %v %v %v", i, tb.IDs, tb.Labels, tb.Segs[0].Keys, row.InputIDs, row.Labels, row.AttentionMask)
-				}
-			}
-
-			// Start from PEFT's initial adapter (its A comes from torch's RNG).
-			ad, spec, err := Load(filepath.Join(dir, "initial"), m)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if spec.Rank != c.R || spec.Alpha != c.Alpha || len(spec.Targets) != len(c.Targets) {
-				t.Fatalf("initial adapter spec %+v, want r=%d alpha=%g targets %v", spec, c.R, c.Alpha, c.Targets)
-			}
-			p := Params{Epochs: c.Epochs, LR: c.LR, BatchSize: c.BS, GradAccum: c.GA, MaxGradNorm: 1}
-			if p.Steps(len(exs)) != g.TotalSteps {
-				t.Fatalf("%d optimizer steps, want %d", p.Steps(len(exs)), g.TotalSteps)
-			}
-			steps, err := Train(context.Background(), m, ad, exs, d, p, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(steps) != len(g.Steps) {
-				t.Fatalf("%d steps, want %d", len(steps), len(g.Steps))
-			}
-			for i, s := range steps {
-				w := g.Steps[i]
-				// Losses: f32 forward passes agree to ~1e-6 relative (see
-				// nn's golden logits); after a few AdamW steps the adapters
-				// differ by ~1e-6 too, so 1e-4 relative is a 100× margin.
-				if rel := math.Abs(s.Loss-w.Loss) / w.Loss; rel > 1e-4 {
-					t.Errorf("step %d: loss %.7f, want %.7f (rel %.2g)", i+1, s.Loss, w.Loss, rel)
-				}
-				if math.Abs(s.LR-w.LR) > 1e-12 {
-					t.Errorf("step %d: lr %g, want %g", i+1, s.LR, w.LR)
-				}
-				// Gradient norms: the same argument, 1e-3 relative (norms
-				// are sums of many products and the smallest ones, at the
-				// first step where only B has a gradient, are the noisiest).
-				if rel := math.Abs(s.GradNorm-w.GradNorm) / w.GradNorm; rel > 1e-3 {
-					t.Errorf("step %d: grad norm %.7f, want %.7f", i+1, s.GradNorm, w.GradNorm)
-				}
-			}
-
-			// Final adapter weights. AdamW divides each gradient component
-			// by its own running RMS, so a component whose true gradient is
-			// at float32 noise level (~1e-7: e.g. directions the masked
-			// labels barely reach) is moved by up to ~lr per step with a
-			// sign that rounding decides. Such components differ by a few
-			// percent of lr (2.3% seen); a wrong update rule is off by ~lr
-			// everywhere, so 5e-2·lr separates the two. The logits check
-			// below is the functional one.
-			final := filepath.Join(dir, "final", "adapter_model.safetensors")
-			var worst float64
-			each(ad, func(l int, mod hf.Module, lo *nn.LoRA) {
-				key := keyPrefix + strconv.Itoa(l) + "." + mod.Path()
-				worst = max(worst, maxDiff(lo.A.Data, readFloats(t, final, key+".lora_A.weight", lo.A.Rows, lo.A.Cols)))
-				worst = max(worst, maxDiff(lo.B.Data, readFloats(t, final, key+".lora_B.weight", lo.B.Rows, lo.B.Cols)))
-			})
-			if worst > 5e-2*c.LR {
-				t.Errorf("final adapter differs from PEFT's by %.3g (lr %g)", worst, c.LR)
-			}
-
-			// The trained model's logits.
-			logits, err := m.Logits(probeBatch(g.ProbeIDs, g.ProbeMask), ad)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := readFloats(t, filepath.Join(dir, "logits.safetensors"), "logits", len(g.ProbeIDs), len(g.ProbeIDs[0]), m.Config.VocabSize)
-			// As nn's golden logits (1e-4, 1e-5 seen), with the adapter's
-			// own small difference on top.
-			if dd := maxDiff(logits.Data, want); dd > 2e-4 {
-				t.Errorf("trained logits differ by %.3g", dd)
-			}
-			t.Logf("losses %.5f..%.5f, final adapter Δ %.2g, logits Δ %.2g", steps[0].Loss, steps[len(steps)-1].Loss, worst, maxDiff(logits.Data, want))
-		})
+		for _, backend := range testBackends() {
+			t.Run(name+"/"+backend.Name(), func(t *testing.T) { testGoldenTraining(t, name, backend) })
+		}
 	}
+}
+
+func testGoldenTraining(t *testing.T, name string, backend nn.Backend) {
+	dir := filepath.Join("testdata", "golden", name)
+	raw, err := os.ReadFile(filepath.Join(dir, "golden.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g goldenCase
+	if err := json.Unmarshal(raw, &g); err != nil {
+		t.Fatal(err)
+	}
+	c := g.Case
+	m := loadModel(t, c.Model, backend)
+	pad, err := ParsePadding(c.Padding)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := Data{MaxSeqLength: c.MaxLen, Padding: pad, PadID: g.EOS}
+
+	// Data: our rows are the rows the Trainer saw.
+	var exs []Example
+	for i, seq := range g.Sequences {
+		ex := MakeExample(seq, c.MaxLen, c.Mask)
+		exs = append(exs, ex)
+		tb := d.batch([]Example{ex})
+		row := g.Rows[i]
+		if !slices.Equal(tb.IDs, row.InputIDs) || !slices.Equal(tb.Labels, row.Labels) || tb.Segs[0].Keys != countOnes(row.AttentionMask) {
+			t.Fatalf("row %d: ids %v labels %v keys %d; want %v %v %v", i, tb.IDs, tb.Labels, tb.Segs[0].Keys, row.InputIDs, row.Labels, row.AttentionMask)
+		}
+	}
+
+	// Start from PEFT's initial adapter (its A comes from torch's RNG).
+	ad, spec, err := Load(filepath.Join(dir, "initial"), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec.Rank != c.R || spec.Alpha != c.Alpha || len(spec.Targets) != len(c.Targets) {
+		t.Fatalf("initial adapter spec %+v, want r=%d alpha=%g targets %v", spec, c.R, c.Alpha, c.Targets)
+	}
+	p := Params{Epochs: c.Epochs, LR: c.LR, BatchSize: c.BS, GradAccum: c.GA, MaxGradNorm: 1}
+	if p.Steps(len(exs)) != g.TotalSteps {
+		t.Fatalf("%d optimizer steps, want %d", p.Steps(len(exs)), g.TotalSteps)
+	}
+	steps, err := Train(context.Background(), m, ad, exs, d, p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The host reads back once per optimizer step (the loss and the
+	// gradient norm for the log) and waits nowhere else.
+	if s, ok := backend.(*nntest.Strict); ok && (s.Downloads != len(steps) || s.Syncs != 0) {
+		t.Errorf("%d steps: %d downloads and %d syncs, want one download per step", len(steps), s.Downloads, s.Syncs)
+	}
+	if len(steps) != len(g.Steps) {
+		t.Fatalf("%d steps, want %d", len(steps), len(g.Steps))
+	}
+	for i, s := range steps {
+		w := g.Steps[i]
+		// Losses: f32 forward passes agree to ~1e-6 relative (see
+		// nn's golden logits); after a few AdamW steps the adapters
+		// differ by ~1e-6 too, so 1e-4 relative is a 100× margin.
+		if rel := math.Abs(s.Loss-w.Loss) / w.Loss; rel > 1e-4 {
+			t.Errorf("step %d: loss %.7f, want %.7f (rel %.2g)", i+1, s.Loss, w.Loss, rel)
+		}
+		if math.Abs(s.LR-w.LR) > 1e-12 {
+			t.Errorf("step %d: lr %g, want %g", i+1, s.LR, w.LR)
+		}
+		// Gradient norms: the same argument, 1e-3 relative (norms
+		// are sums of many products and the smallest ones, at the
+		// first step where only B has a gradient, are the noisiest).
+		if rel := math.Abs(s.GradNorm-w.GradNorm) / w.GradNorm; rel > 1e-3 {
+			t.Errorf("step %d: grad norm %.7f, want %.7f", i+1, s.GradNorm, w.GradNorm)
+		}
+	}
+
+	// Final adapter weights. AdamW divides each gradient component
+	// by its own running RMS, so a component whose true gradient is
+	// at float32 noise level (~1e-7: e.g. directions the masked
+	// labels barely reach) is moved by up to ~lr per step with a
+	// sign that rounding decides. Such components differ by a few
+	// percent of lr (2.3% seen); a wrong update rule is off by ~lr
+	// everywhere, so 5e-2·lr separates the two. The logits check
+	// below is the functional one.
+	final := filepath.Join(dir, "final", "adapter_model.safetensors")
+	var worst float64
+	params := download(t, m, ad)
+	each(ad, func(l int, mod hf.Module, lo *nn.LoRA) {
+		key := keyPrefix + strconv.Itoa(l) + "." + mod.Path()
+		worst = max(worst, maxDiff(part(params, ad, lo.A), readFloats(t, final, key+".lora_A.weight", lo.A.Rows, lo.A.Cols)))
+		worst = max(worst, maxDiff(part(params, ad, lo.B), readFloats(t, final, key+".lora_B.weight", lo.B.Rows, lo.B.Cols)))
+	})
+	if worst > 5e-2*c.LR {
+		t.Errorf("final adapter differs from PEFT's by %.3g (lr %g)", worst, c.LR)
+	}
+
+	// The trained model's logits.
+	logits, err := m.Logits(probeBatch(g.ProbeIDs, g.ProbeMask), ad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := readFloats(t, filepath.Join(dir, "logits.safetensors"), "logits", len(g.ProbeIDs), len(g.ProbeIDs[0]), m.Config.VocabSize)
+	// As nn's golden logits (1e-4, 1e-5 seen), with the adapter's
+	// own small difference on top.
+	if dd := maxDiff(logits, want); dd > 2e-4 {
+		t.Errorf("trained logits differ by %.3g", dd)
+	}
+	t.Logf("losses %.5f..%.5f, final adapter Δ %.2g, logits Δ %.2g", steps[0].Loss, steps[len(steps)-1].Loss, worst, maxDiff(logits, want))
 }
 
 func countOnes(m []int) int {

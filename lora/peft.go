@@ -1,6 +1,7 @@
 package lora
 
 import (
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -51,9 +52,10 @@ type peftConfig struct {
 }
 
 // Save writes ad as a PEFT LoRA adapter (adapter_config.json and
-// adapter_model.safetensors, float32) that PeftModel.from_pretrained loads.
+// adapter_model.safetensors, float32) that PeftModel.from_pretrained loads,
+// downloading ad from m's backend.
 // baseModel is recorded as base_model_name_or_path.
-func Save(dir string, ad *nn.Adapter, s Spec, baseModel string) error {
+func Save(dir string, m *nn.Model, ad *nn.Adapter, s Spec, baseModel string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("save adapter: %w", err)
 	}
@@ -71,6 +73,10 @@ func Save(dir string, ad *nn.Adapter, s Spec, baseModel string) error {
 	if err != nil {
 		return err
 	}
+	params := make([]float32, ad.Params.Len())
+	if err := m.B.Download(params, ad.Params); err != nil {
+		return fmt.Errorf("save adapter: %w", err)
+	}
 	views := map[string]safetensors.TensorView{}
 	var verr error
 	each(ad, func(l int, mod hf.Module, lo *nn.LoRA) {
@@ -78,8 +84,8 @@ func Save(dir string, ad *nn.Adapter, s Spec, baseModel string) error {
 			ab string
 			t  *nn.Tensor
 		}{{"A", lo.A}, {"B", lo.B}} {
-			data := make([]byte, 4*len(p.t.Data))
-			for i, v := range p.t.Data {
+			data := make([]byte, 4*p.t.Len())
+			for i, v := range params[ad.Offset(p.t):][:p.t.Len()] {
 				binary.LittleEndian.PutUint32(data[4*i:], math.Float32bits(v))
 			}
 			v, err := safetensors.NewTensorView(safetensors.F32, []uint64{uint64(p.t.Rows), uint64(p.t.Cols)}, data)
@@ -141,7 +147,12 @@ func Load(dir string, m *nn.Model) (*nn.Adapter, Spec, error) {
 		return nil, s, err
 	}
 	defer w.Close()
-	ad := &nn.Adapter{Blocks: make([][hf.NumModules]*nn.LoRA, len(m.Blocks))}
+	// First the layout: which (layer, module) pairs have which halves.
+	type key struct {
+		l   int
+		mod hf.Module
+	}
+	halves := map[key]string{}
 	first := len(m.Blocks)
 	for _, name := range w.Names() {
 		k := keyRE.FindStringSubmatch(name)
@@ -154,37 +165,39 @@ func Load(dir string, m *nn.Model) (*nn.Adapter, Spec, error) {
 			return nil, s, fmt.Errorf("%s: tensor %q does not match the model (%d layers)", weightsFile, name, len(m.Blocks))
 		}
 		first = min(first, l)
-		lo := ad.Blocks[l][mod]
-		if lo == nil {
-			lo = &nn.LoRA{Scale: scale, Dropout: float32(cfg.LoraDropout)}
-			ad.Blocks[l][mod] = lo
-		}
-		out, in := m.Config.LinearShape(mod)
-		rows, cols := cfg.R, in
-		if k[4] == "B" {
-			rows, cols = out, cfg.R
-		}
-		t, err := w.Tensor(name, rows, cols)
-		if err != nil {
-			return nil, s, err
-		}
-		dst := m.B.NewTensor(rows, cols)
-		t.Floats(dst.Data)
-		if k[4] == "A" {
-			lo.A, lo.GradA = dst, m.B.NewTensor(rows, cols)
-		} else {
-			lo.B, lo.GradB = dst, m.B.NewTensor(rows, cols)
+		halves[key{l, mod}] += k[4]
+	}
+	for k, h := range halves {
+		if h != "AB" && h != "BA" {
+			return nil, s, fmt.Errorf("%s: layer %d %s has only one of lora_A and lora_B", weightsFile, k.l, k.mod)
 		}
 	}
+	ad := nn.NewAdapter(m.B, m.Config, cfg.R, scale, float32(cfg.LoraDropout), func(l int, mod hf.Module) bool { return halves[key{l, mod}] != "" })
+	params := make([]float32, ad.Params.Len())
+	var ferr error
+	each(ad, func(l int, mod hf.Module, lo *nn.LoRA) {
+		for _, p := range []struct {
+			ab string
+			t  *nn.Tensor
+		}{{"A", lo.A}, {"B", lo.B}} {
+			t, err := w.Tensor(fmt.Sprintf("%s%d.%s.lora_%s.weight", keyPrefix, l, mod.Path(), p.ab), p.t.Rows, p.t.Cols)
+			if err != nil {
+				ferr = cmp.Or(ferr, err)
+				continue
+			}
+			t.Floats(params[ad.Offset(p.t):][:p.t.Len()])
+		}
+	})
+	if ferr != nil {
+		return nil, s, ferr
+	}
+	m.B.Upload(ad.Params, params)
 	var targets []hf.Module
 	for l := range ad.Blocks {
 		for mod := hf.Module(0); mod < hf.NumModules; mod++ {
 			lo := ad.Blocks[l][mod]
 			if lo == nil {
 				continue
-			}
-			if lo.A == nil || lo.B == nil {
-				return nil, s, fmt.Errorf("%s: layer %d %s has only one of lora_A and lora_B", weightsFile, l, mod)
 			}
 			if !slices.Contains(targets, mod) {
 				targets = append(targets, mod)

@@ -16,7 +16,7 @@ import (
 // PEFT's PeftModel.from_pretrained loaded it and recorded the adapted
 // model's logits; loading the same files here must give the same logits.
 func TestPEFTRoundTrip(t *testing.T) {
-	m := loadModel(t, "qwen2_untied")
+	m := loadModel(t, "qwen2_untied", cpu.Backend{})
 	ad, spec, err := Load(filepath.Join("testdata", "roundtrip", "adapter"), m)
 	if err != nil {
 		t.Fatal(err)
@@ -34,10 +34,10 @@ func TestPEFTRoundTrip(t *testing.T) {
 	base, _ := m.Logits(probeBatch(ids, mask), nil)
 	// f32 on both sides: 1e-4 as in nn's golden tests. The adapter must also
 	// matter, or the comparison proves nothing.
-	if d := maxDiff(logits.Data, want); d > 1e-4 {
+	if d := maxDiff(logits, want); d > 1e-4 {
 		t.Errorf("logits with our adapter in PEFT and here differ by %.3g", d)
 	}
-	if d := maxDiff(base.Data, want); d < 1e-2 {
+	if d := maxDiff(base, want); d < 1e-2 {
 		t.Errorf("the adapter changes the logits by only %.3g", d)
 	}
 }
@@ -49,13 +49,16 @@ func TestSaveLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	params := download(t, m, ad)
 	each(ad, func(_ int, _ hf.Module, lo *nn.LoRA) {
-		for i := range lo.B.Data {
-			lo.B.Data[i] = float32(i%7) - 3
+		b := part(params, ad, lo.B)
+		for i := range b {
+			b[i] = float32(i%7) - 3
 		}
 	})
+	m.B.Upload(ad.Params, params)
 	dir := t.TempDir()
-	if err := Save(dir, ad, spec, "builtin"); err != nil {
+	if err := Save(dir, m, ad, spec, "builtin"); err != nil {
 		t.Fatal(err)
 	}
 	got, gotSpec, err := Load(dir, m)
@@ -65,6 +68,7 @@ func TestSaveLoad(t *testing.T) {
 	if gotSpec.Rank != 3 || gotSpec.Alpha != 6 || gotSpec.Layers != 2 || len(gotSpec.Targets) != 2 {
 		t.Errorf("spec after round trip %+v", gotSpec)
 	}
+	gotParams := download(t, m, got)
 	n := 0
 	for l := range ad.Blocks {
 		for mod := hf.Module(0); mod < hf.NumModules; mod++ {
@@ -76,7 +80,7 @@ func TestSaveLoad(t *testing.T) {
 				continue
 			}
 			n++
-			if maxDiff(a.A.Data, b.A.Data) != 0 || maxDiff(a.B.Data, b.B.Data) != 0 || a.Scale != b.Scale {
+			if maxDiff(part(params, ad, a.A), part(gotParams, got, b.A)) != 0 || maxDiff(part(params, ad, a.B), part(gotParams, got, b.B)) != 0 || a.Scale != b.Scale {
 				t.Errorf("block %d %s changed in the round trip", l, mod)
 			}
 		}

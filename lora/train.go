@@ -66,7 +66,7 @@ func Train(ctx context.Context, m *nn.Model, ad *nn.Adapter, exs []Example, d Da
 	if len(exs) == 0 || p.Epochs == 0 {
 		return nil, nil
 	}
-	opt := newAdamW(m.B, ad)
+	opt := newAdamW(m.B, ad, p.MaxGradNorm)
 	tr := m.NewTrainer()
 	total := p.Steps(len(exs))
 	order := make([]int, len(exs))
@@ -93,8 +93,8 @@ func Train(ctx context.Context, m *nn.Model, ad *nn.Adapter, exs []Example, d Da
 				windowEx[i] = exs[idx]
 			}
 			items := d.countLabels(windowEx)
-			opt.zeroGrad()
-			var loss float64
+			m.B.Fill(ad.Grads, 0)
+			m.B.Fill(opt.loss, 0)
 			tokens := 0
 			for b := w0; b < w1; b++ {
 				rows = rows[:0]
@@ -104,20 +104,23 @@ func Train(ctx context.Context, m *nn.Model, ad *nn.Adapter, exs []Example, d Da
 				tb := d.batch(rows)
 				tokens += len(tb.IDs)
 				seed := p.Seed ^ uint64(len(steps)+1)<<20 ^ uint64(b)<<8
-				l, _, err := tr.LossAndGrad(tb, ad, float32(1/float64(items)), seed)
-				if err != nil {
+				if _, err := tr.LossAndGrad(tb, ad, float32(1/float64(items)), seed, opt.loss); err != nil {
 					return steps, fmt.Errorf("step %d: %w", len(steps)+1, err)
 				}
-				loss += l
 			}
-			loss /= float64(items)
 			t := len(steps) + 1
 			lr := p.LR * float64(total-t+1) / float64(total)
-			norm := opt.clip(p.MaxGradNorm)
+			loss, norm, err := opt.step(lr)
+			if err != nil {
+				return steps, fmt.Errorf("step %d: %w", t, err)
+			}
+			loss /= float64(items)
+			if math.IsNaN(loss) || math.IsInf(loss, 0) {
+				return steps, fmt.Errorf("step %d: the loss is not finite (%g)", t, loss)
+			}
 			if math.IsNaN(norm) || math.IsInf(norm, 0) {
 				return steps, fmt.Errorf("step %d: the gradient norm is not finite (%g)", t, norm)
 			}
-			opt.step(lr)
 			s := Step{Step: t, Steps: total, LR: lr, Loss: loss, GradNorm: norm, Tokens: tokens, Elapsed: time.Since(start)}
 			steps = append(steps, s)
 			if progress != nil {
@@ -125,54 +128,42 @@ func Train(ctx context.Context, m *nn.Model, ad *nn.Adapter, exs []Example, d Da
 			}
 		}
 	}
-	return steps, m.B.Sync()
+	return steps, nil
 }
 
-// adamW is torch.optim.AdamW over an adapter's A and B matrices.
+// adamW is torch.optim.AdamW over an adapter's parameters (all of them one
+// flat tensor), with the Trainer's global-norm gradient clipping. Its loss
+// and squared gradient norm live on the device; step reads both back, the
+// one host read of an optimizer step.
 type adamW struct {
-	b      nn.Backend
-	params []param
-	t      int
+	b       nn.Backend
+	ad      *nn.Adapter
+	m, v    *nn.Tensor
+	stats   *nn.Tensor // loss sum, then the gradients' sum of squares
+	loss    *nn.Tensor // stats[0]
+	sumSq   *nn.Tensor // stats[1]
+	maxNorm float64
+	t       int
+	host    [2]float32
 }
 
-type param struct{ w, g, m, v *nn.Tensor }
-
-func newAdamW(b nn.Backend, ad *nn.Adapter) *adamW {
-	o := &adamW{b: b}
-	each(ad, func(_ int, _ hf.Module, lo *nn.LoRA) {
-		for _, p := range [][2]*nn.Tensor{{lo.A, lo.GradA}, {lo.B, lo.GradB}} {
-			o.params = append(o.params, param{w: p[0], g: p[1], m: b.NewTensor(p[0].Rows, p[0].Cols), v: b.NewTensor(p[0].Rows, p[0].Cols)})
-		}
-	})
+func newAdamW(b nn.Backend, ad *nn.Adapter, maxNorm float64) *adamW {
+	n := ad.Params.Len()
+	o := &adamW{b: b, ad: ad, m: b.NewTensor(hf.F32, n, 1), v: b.NewTensor(hf.F32, n, 1), stats: b.NewTensor(hf.F32, 2, 1), maxNorm: maxNorm}
+	o.loss, o.sumSq = o.stats.Slice(0, 1), o.stats.Slice(1, 2)
 	return o
 }
 
-func (o *adamW) zeroGrad() {
-	for _, p := range o.params {
-		o.b.Scale(p.g, 0)
-	}
-}
-
-// clip scales the gradients so their global norm is at most maxNorm (with
-// torch's 1e-6 guard) and returns the norm before clipping.
-func (o *adamW) clip(maxNorm float64) float64 {
-	var ss float64
-	for _, p := range o.params {
-		ss += o.b.SumSquares(p.g)
-	}
-	norm := math.Sqrt(ss)
-	if coef := maxNorm / (norm + 1e-6); coef < 1 {
-		for _, p := range o.params {
-			o.b.Scale(p.g, float32(coef))
-		}
-	}
-	return norm
-}
-
-func (o *adamW) step(lr float64) {
+// step clips the gradients to the global norm maxNorm (with torch's 1e-6
+// guard) inside the update, applies AdamW at learning rate lr, and returns
+// the window's summed loss and the gradient norm before clipping.
+func (o *adamW) step(lr float64) (loss, norm float64, err error) {
 	o.t++
-	h := nn.AdamWParams{LR: lr, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0, Step: o.t}
-	for _, p := range o.params {
-		o.b.AdamW(p.w, p.g, p.m, p.v, h)
+	o.b.SumSquares(o.sumSq, o.ad.Grads)
+	h := nn.AdamWParams{LR: lr, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0, Step: o.t, MaxGradNorm: o.maxNorm}
+	o.b.AdamW(o.ad.Params, o.ad.Grads, o.m, o.v, h, o.sumSq)
+	if err := o.b.Download(o.host[:], o.stats); err != nil {
+		return 0, 0, err
 	}
+	return float64(o.host[0]), math.Sqrt(float64(o.host[1])), nil
 }

@@ -1,29 +1,46 @@
 package nn
 
 import (
+	"fmt"
 	"math"
 
 	"github.com/goseal/ttt/hf"
 )
 
-// Tensor is a dense, row-major rows×cols array of float32 owned by a backend.
-// Data is its host view: on the CPU backend the storage itself, on Metal the
-// contents of a shared buffer (valid once the backend has synchronised).
-// A tensor made by Slice shares storage with its parent.
+// Tensor is a dense, row-major Rows×Cols array on a backend's device.
+// Activations, gradients and optimizer state are F32; weights keep their
+// stored dtype where the backend can use it (F32, F16 or BF16); token ids,
+// positions, labels and row numbers are I32. Storage is the backend's
+// allocation and Off the element offset of row 0 within it: code above the
+// backend never reads or writes a tensor's memory except through the
+// backend's Upload and Download, and makes views (Slice, View) only by
+// offset arithmetic.
 type Tensor struct {
 	Rows, Cols int
-	Data       []float32
-	dev        any // the backend's handle (nil on the CPU backend)
-	devOff     int // offset of Data[0] in the handle, in elements
+	DType      hf.DType
+	Storage    any
+	Off        int
 }
+
+// Len is the number of elements, Rows·Cols.
+func (t *Tensor) Len() int { return t.Rows * t.Cols }
 
 // Slice returns rows [r0, r1) of t as a tensor sharing t's storage.
 func (t *Tensor) Slice(r0, r1 int) *Tensor {
-	return &Tensor{Rows: r1 - r0, Cols: t.Cols, Data: t.Data[r0*t.Cols : r1*t.Cols], dev: t.dev, devOff: t.devOff + r0*t.Cols}
+	if r0 < 0 || r1 < r0 || r1 > t.Rows {
+		panic(fmt.Sprintf("nn: slice [%d, %d) of a tensor of %d rows", r0, r1, t.Rows))
+	}
+	return t.View(r0*t.Cols, r1-r0, t.Cols)
 }
 
-// Row returns row r of t.
-func (t *Tensor) Row(r int) []float32 { return t.Data[r*t.Cols : (r+1)*t.Cols] }
+// View returns the rows×cols tensor that starts off elements into t and
+// shares its storage.
+func (t *Tensor) View(off, rows, cols int) *Tensor {
+	if off < 0 || rows < 0 || cols < 0 || off+rows*cols > t.Len() {
+		panic(fmt.Sprintf("nn: view of %d×%d at %d outside a tensor of %d elements", rows, cols, off, t.Len()))
+	}
+	return &Tensor{Rows: rows, Cols: cols, DType: t.DType, Storage: t.Storage, Off: t.Off + off}
+}
 
 // Segment is one sequence's share of an attention call. Its N queries are
 // rows [Q, Q+N) of q and out; its keys and values are rows KV, KV+1, ... of k
@@ -47,57 +64,80 @@ func (s Segment) Limit(i int) int {
 
 // Backend is what the transformer is written against: the ops a device must
 // provide. Shapes are implied by the tensors; every op writes its first
-// argument(s) and reads the rest. Backends may queue work; Sync waits for it.
+// argument(s) and reads the rest. A backend may queue ops and run them later,
+// in order; Upload is ordered with them (ops queued before it read the old
+// contents). Download and Sync wait for the queued work, and are the only
+// places where the host waits. Errors of queued work surface there.
 type Backend interface {
 	// Name says which backend this is ("cpu", "metal").
 	Name() string
-	// NewTensor returns a zeroed rows×cols tensor.
-	NewTensor(rows, cols int) *Tensor
-	// Weight makes a read-only rows×cols tensor from stored weights. It may
-	// use t.Data in place, so the hf.Weights must outlive the tensor.
+	// NewTensor returns a zeroed rows×cols tensor of type F32 or I32.
+	NewTensor(dt hf.DType, rows, cols int) *Tensor
+	// Weight makes a read-only rows×cols tensor from stored weights, in
+	// their dtype or widened. It may use t's memory in place, so the weights
+	// must outlive the tensor.
 	Weight(t *hf.StoredTensor, rows, cols int) *Tensor
-	// Sync waits until all queued work has finished and Data views are current.
+	// Upload copies dst.Len() values of src into the F32 tensor dst;
+	// UploadInts does the same for an I32 tensor.
+	Upload(dst *Tensor, src []float32)
+	UploadInts(dst *Tensor, src []int32)
+	// Download waits for the queued work and copies the F32 tensor src
+	// into dst (src.Len() values); DownloadInts does the same for I32.
+	Download(dst []float32, src *Tensor) error
+	DownloadInts(dst []int32, src *Tensor) error
+	// Sync waits until all queued work has finished.
 	Sync() error
 
-	// MatMul: c = alpha·op(a)·op(b) (+ c when accumulate); see MatMul.
+	// MatMul: c = alpha·op(a)·op(b) (+ c when accumulate).
 	MatMul(c, a, b *Tensor, transA, transB bool, alpha float32, accumulate bool)
 	// AddBias adds bias (1×cols) to every row of x.
 	AddBias(x, bias *Tensor)
 	// Add sets out = a + b elementwise (out may alias a or b).
 	Add(out, a, b *Tensor)
-	// Scale multiplies x by s.
-	Scale(x *Tensor, s float32)
-	// SumSquares returns Σx² (float64 accumulation).
-	SumSquares(x *Tensor) float64
+	// Copy sets dst = src.
+	Copy(dst, src *Tensor)
+	// Fill sets every element of x to v.
+	Fill(x *Tensor, v float32)
 
-	// Embed copies row ids[r] of table into row r of out (a gather).
-	Embed(out, table *Tensor, ids []int32)
-	// SetRows copies row r of src into row rows[r] of dst (a scatter).
-	SetRows(dst, src *Tensor, rows []int32)
+	// Embed copies row ids[r] of table into row r of out (a gather; ids I32).
+	Embed(out, table, ids *Tensor)
+	// SetRows copies row r of src into row rows[r] of dst (a scatter; rows I32).
+	SetRows(dst, src, rows *Tensor)
 	// RMSNorm and its input gradient (the weight is frozen).
 	RMSNorm(out, x, w *Tensor, eps float32)
 	RMSNormBackward(dx, dy, x, w *Tensor, eps float32)
 	// RoPE rotates each head of x in place by the angles of row pos[r] of
-	// table (cos then sin, HeadDim/2 each); inverse rotates back (its gradient).
-	RoPE(x, table *Tensor, pos []int32, headDim int, inverse bool)
-	// Attention: causal softmax(q·kᵀ/√d)·v per segment with GQA; lse (rows×heads,
-	// may be nil) keeps each row's log-sum-exp for the backward pass.
+	// table (cos then sin, HeadDim/2 each; pos I32); inverse rotates back
+	// (its gradient).
+	RoPE(x, table, pos *Tensor, headDim int, inverse bool)
+	// Attention: causal softmax(q·kᵀ/√d)·v per segment with GQA; lse
+	// (rows×heads, may be nil) keeps each row's log-sum-exp for the backward
+	// pass. Segments are host-side shape information, like rows and cols.
 	Attention(out, lse, q, k, v *Tensor, segs []Segment, heads, kvHeads int)
 	AttentionBackward(dq, dk, dv, dout, out, lse, q, k, v *Tensor, segs []Segment, heads, kvHeads int)
 	// SiLUMul sets out = silu(gate)·up, and its gradients.
 	SiLUMul(out, gate, up *Tensor)
 	SiLUMulBackward(dgate, dup, dout, gate, up *Tensor)
-	// CrossEntropy returns Σ over rows with label ≥ 0 of -log softmax(logits)[label]
-	// and sets dlogits = scale·(softmax − onehot) on those rows, 0 elsewhere.
-	// dlogits may be logits itself.
-	CrossEntropy(dlogits, logits *Tensor, labels []int32, scale float32) float64
-	// Dropout draws mask from seed (each element 0 with probability p, else
-	// 1/(1-p)) and sets out = x·mask.
-	Dropout(out, mask, x *Tensor, p float32, seed uint64)
-	// Mul sets out = a·b elementwise (the dropout gradient: dx = dy·mask).
-	Mul(out, a, b *Tensor)
-	// AdamW updates param from grad with torch.optim.AdamW's arithmetic.
-	AdamW(param, grad, m, v *Tensor, h AdamWParams)
+	// Dropout sets out = x·mask, the mask drawn from seed by DropoutKey and
+	// DropoutUniform (0 with probability p, else DropoutScale(p)). The same
+	// seed gives the same mask, which is also the op's gradient. out may be x.
+	Dropout(out, x *Tensor, p float32, seed uint64)
+
+	// CrossEntropy sets losses[r] (rows×1) to -log softmax(logits[r])[labels[r]]
+	// and dlogits[r] to scale·(softmax − onehot) for labels[r] ≥ 0 (labels
+	// I32), and both to 0 elsewhere. dlogits may be logits itself.
+	CrossEntropy(dlogits, losses, logits, labels *Tensor, scale float32)
+	// Sum sets dst (1×1) to Σx, or adds Σx to it when accumulate is set.
+	Sum(dst, x *Tensor, accumulate bool)
+	// SumSquares sets dst (1×1) to Σx².
+	SumSquares(dst, x *Tensor)
+	// AdamW updates param from grad·ClipFactor(gradSumSquares, h.MaxGradNorm)
+	// with torch.optim.AdamW's arithmetic; gradSumSquares is 1×1 on the device.
+	AdamW(param, grad, m, v *Tensor, h AdamWParams, gradSumSquares *Tensor)
+	// Sample sets ids[r] (I32) to the token drawn from row r of logits with
+	// uniform u[r] (see cpu.Sample for the rule; temperature 0 is argmax and
+	// ignores u, which may then be nil).
+	Sample(ids, logits, u *Tensor, temperature, topP float32)
 }
 
 // AdamWParams are one AdamW update's hyperparameters; Step counts from 1.

@@ -76,19 +76,17 @@ func BenchmarkDecode(b *testing.B) {
 // and the process's peak resident memory.
 func BenchmarkTrainStep(b *testing.B) {
 	m := benchModel(b)
-	ad := &nn.Adapter{Blocks: make([][hf.NumModules]*nn.LoRA, len(m.Blocks))}
-	for l := range ad.Blocks {
-		for _, mod := range []hf.Module{hf.QProj, hf.VProj} {
-			out, in := m.Config.LinearShape(mod)
-			ad.Blocks[l][mod] = &nn.LoRA{A: m.B.NewTensor(32, in), B: m.B.NewTensor(out, 32), GradA: m.B.NewTensor(32, in), GradB: m.B.NewTensor(out, 32), Scale: 2}
-		}
-	}
+	ad := nn.NewAdapter(m.B, m.Config, 32, 2, 0, func(_ int, mod hf.Module) bool { return mod == hf.QProj || mod == hf.VProj })
 	ids := benchPrompt(256)
 	tb := &nn.TrainBatch{Batch: *seqBatch(ids), Labels: ids}
 	tr := m.NewTrainer()
+	loss := m.B.NewTensor(hf.F32, 1, 1)
 	b.ResetTimer()
 	for range b.N {
-		if _, _, err := tr.LossAndGrad(tb, ad, 1.0/256, 0); err != nil {
+		if _, err := tr.LossAndGrad(tb, ad, 1.0/256, 0, loss); err != nil {
+			b.Fatal(err)
+		}
+		if err := m.B.Sync(); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"sort"
+
+	"github.com/goseal/ttt/hf"
 )
 
 // GenerateOptions control decoding. Temperature 0 is greedy (argmax);
 // otherwise tokens are sampled from softmax(logits/Temperature) restricted to
-// the smallest set of most likely tokens whose probability reaches TopP.
+// the smallest set of most likely tokens whose probability reaches TopP
+// (tied tokens are kept or dropped together; see Backend.Sample).
 type GenerateOptions struct {
 	MaxNewTokens int
 	Temperature  float64
@@ -144,100 +146,54 @@ type decoder struct {
 	cache *KVCache
 	rng   *rand.Rand
 	opts  GenerateOptions
-	ids   []int32
+	pass  pass
+	rows  []int32   // the batch rows whose logits pick the next tokens
+	u     []float32 // one uniform draw per such row, when sampling
 	toks  []int32
-	probs []float64
-	order []int
 }
 
 // step runs the batch through the model with the cache, then picks a token
-// from the logits of each row listed in last.
+// from the logits of each row listed in last. The chosen ids are the only
+// thing read back.
 func (d *decoder) step(b *Batch, kvRows []int32, last []int) ([]int32, error) {
 	m, B, ws := d.m, d.m.B, d.ws
 	if err := m.validate(b, d.cache.K[0].Rows); err != nil {
 		return nil, err
 	}
+	p := &d.pass
+	m.upload(p, ws, b)
+	p.kc, p.vc, p.kvRows = d.cache.K, d.cache.V, ws.upload("kvRows", kvRows)
 	x := ws.get("x", len(b.IDs), m.Config.Hidden)
-	B.Embed(x, m.Embed, b.IDs)
+	B.Embed(x, m.Embed, p.ids)
 	for l := range m.Blocks {
-		m.block(ws, l, x, b, d.cache.K[l], d.cache.V[l], kvRows, d.ad, nil)
+		m.blockForward(ws, l, x, p, d.ad, nil)
 	}
-	d.ids = d.ids[:0]
+	d.rows = d.rows[:0]
 	for _, r := range last {
-		d.ids = append(d.ids, int32(r))
+		d.rows = append(d.rows, int32(r))
 	}
 	h := ws.get("last", len(last), m.Config.Hidden)
-	B.Embed(h, x, d.ids)
+	B.Embed(h, x, ws.upload("lastRows", d.rows))
 	B.RMSNorm(h, h, m.Norm, m.Config.RMSNormEps)
 	logits := ws.get("logits", len(last), m.Config.VocabSize)
 	B.MatMul(logits, h, m.LMHead, false, true, 1, false)
-	if err := B.Sync(); err != nil {
+	var u *Tensor
+	if d.opts.Temperature > 0 {
+		d.u = d.u[:0]
+		for range last {
+			d.u = append(d.u, d.rng.Float32())
+		}
+		u = ws.get("u", len(last), 1)
+		B.Upload(u, d.u)
+	}
+	next := ws.typed("next", hf.I32, len(last), 1)
+	B.Sample(next, logits, u, float32(d.opts.Temperature), float32(d.opts.TopP))
+	if cap(d.toks) < len(last) {
+		d.toks = make([]int32, len(last))
+	}
+	d.toks = d.toks[:len(last)]
+	if err := B.DownloadInts(d.toks, next); err != nil {
 		return nil, err
 	}
-	d.toks = d.toks[:0]
-	for r := range last {
-		d.toks = append(d.toks, d.pick(logits.Row(r)))
-	}
 	return d.toks, nil
-}
-
-// pick chooses the next token from one row of logits.
-func (d *decoder) pick(logits []float32) int32 {
-	if d.opts.Temperature == 0 {
-		return int32(Argmax(logits))
-	}
-	if cap(d.probs) < len(logits) {
-		d.probs = make([]float64, len(logits))
-		d.order = make([]int, len(logits))
-	}
-	return int32(SampleTopP(logits, d.opts.Temperature, d.opts.TopP, d.rng, d.probs[:len(logits)], d.order[:len(logits)]))
-}
-
-// Argmax returns the index of the largest value (the first one on ties).
-func Argmax(x []float32) int {
-	best := 0
-	for i, v := range x {
-		if v > x[best] {
-			best = i
-		}
-	}
-	return best
-}
-
-// SampleTopP draws an index from softmax(logits/temperature) restricted to
-// the most likely indices whose cumulative probability first reaches topP
-// (all of them when topP ≤ 0 or ≥ 1). probs and order are scratch space of
-// len(logits).
-func SampleTopP(logits []float32, temperature, topP float64, rng *rand.Rand, probs []float64, order []int) int {
-	mx := float64(logits[Argmax(logits)])
-	var sum float64
-	for i, v := range logits {
-		probs[i] = math.Exp((float64(v) - mx) / temperature)
-		sum += probs[i]
-		order[i] = i
-	}
-	n := len(logits)
-	if topP > 0 && topP < 1 {
-		sort.Slice(order, func(a, b int) bool { return probs[order[a]] > probs[order[b]] })
-		var cum float64
-		for i, idx := range order {
-			cum += probs[idx] / sum
-			if cum >= topP {
-				n = i + 1
-				break
-			}
-		}
-		sum = 0
-		for _, idx := range order[:n] {
-			sum += probs[idx]
-		}
-	}
-	u := rng.Float64() * sum
-	for _, idx := range order[:n] {
-		u -= probs[idx]
-		if u <= 0 {
-			return idx
-		}
-	}
-	return order[n-1]
 }

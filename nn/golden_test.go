@@ -10,7 +10,6 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/goseal/ttt/cpu"
 	"github.com/goseal/ttt/hf"
 	"github.com/goseal/ttt/nn"
 )
@@ -101,25 +100,28 @@ func TestGoldenLogits(t *testing.T) {
 	for _, name := range goldenNames {
 		g, ref := readGolden(t, name)
 		for _, c := range cases {
-			t.Run(name+"/"+c.ref, func(t *testing.T) {
-				m, err := nn.Load(filepath.Join("testdata", "models", name, c.variant), cpu.Backend{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				logits, err := m.Logits(paddedBatch(g.InputIDs, g.AttentionMask), nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				want, err := ref.Tensor(c.ref, len(g.InputIDs), len(g.InputIDs[0]), m.Config.VocabSize)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if d := maxAbsDiff(t, logits.Data, want); d > c.tol {
-					t.Errorf("max |logit difference| = %.3g, want ≤ %g", d, c.tol)
-				} else {
-					t.Logf("max |logit difference| = %.3g", d)
-				}
-			})
+			for _, b := range testBackends() {
+				t.Run(name+"/"+c.ref+"/"+b.Name(), func(t *testing.T) {
+					m, err := nn.Load(filepath.Join("testdata", "models", name, c.variant), b)
+					if err != nil {
+						t.Fatal(err)
+					}
+					logits, err := m.Logits(paddedBatch(g.InputIDs, g.AttentionMask), nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					checkWaits(t, b, 1)
+					want, err := ref.Tensor(c.ref, len(g.InputIDs), len(g.InputIDs[0]), m.Config.VocabSize)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if d := maxAbsDiff(t, logits, want); d > c.tol {
+						t.Errorf("max |logit difference| = %.3g, want ≤ %g", d, c.tol)
+					} else {
+						t.Logf("max |logit difference| = %.3g", d)
+					}
+				})
+			}
 		}
 	}
 }
@@ -128,21 +130,26 @@ func TestGoldenGreedy(t *testing.T) {
 	for _, name := range goldenNames {
 		g, _ := readGolden(t, name)
 		for _, c := range []struct{ variant, ref string }{{"f32", "f32"}, {"bf16", "bf16_f32"}} {
-			t.Run(name+"/"+c.ref, func(t *testing.T) {
-				m, err := nn.Load(filepath.Join("testdata", "models", name, c.variant), cpu.Backend{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				got, err := m.Generate(context.Background(), g.Prompts, nil, nn.GenerateOptions{MaxNewTokens: g.MaxNewTokens, StopIDs: []int{g.EOS}})
-				if err != nil {
-					t.Fatal(err)
-				}
-				for i := range g.Prompts {
-					if !slices.Equal(got[i], g.Greedy[c.ref][i]) {
-						t.Errorf("prompt %d: generated %v, transformers %v", i, got[i], g.Greedy[c.ref][i])
+			for _, b := range testBackends() {
+				t.Run(name+"/"+c.ref+"/"+b.Name(), func(t *testing.T) {
+					m, err := nn.Load(filepath.Join("testdata", "models", name, c.variant), b)
+					if err != nil {
+						t.Fatal(err)
 					}
-				}
-			})
+					got, err := m.Generate(context.Background(), g.Prompts, nil, nn.GenerateOptions{MaxNewTokens: g.MaxNewTokens, StopIDs: []int{g.EOS}})
+					if err != nil {
+						t.Fatal(err)
+					}
+					// One read per forward pass: the prefill and each decode
+					// step, of which there are at most MaxNewTokens.
+					checkWaits(t, b, 1+g.MaxNewTokens)
+					for i := range g.Prompts {
+						if !slices.Equal(got[i], g.Greedy[c.ref][i]) {
+							t.Errorf("prompt %d: generated %v, transformers %v", i, got[i], g.Greedy[c.ref][i])
+						}
+					}
+				})
+			}
 		}
 	}
 }

@@ -110,15 +110,15 @@ func (m *Model) Close() {
 }
 
 // ropeTable returns the rotary table covering positions [0, n), growing it
-// when a longer sequence arrives.
+// (and uploading it) when a longer sequence arrives.
 func (m *Model) ropeTable(n int) *Tensor {
 	if m.rope == nil || m.rope.Rows < n {
 		rows := max(n, 256)
 		if m.rope != nil {
 			rows = max(rows, 2*m.rope.Rows)
 		}
-		t := m.B.NewTensor(rows, m.Config.HeadDim)
-		copy(t.Data, RopeTable(m.invFreq, rows))
+		t := m.B.NewTensor(hf.F32, rows, m.Config.HeadDim)
+		m.B.Upload(t, RopeTable(m.invFreq, rows))
 		m.rope = t
 	}
 	return m.rope

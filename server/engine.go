@@ -139,18 +139,19 @@ func (e *Engine) FineTune(ctx context.Context, seqs []string, p TrainParams, pro
 	if len(steps) > 0 {
 		st.FirstLoss, st.LastLoss = steps[0].Loss, steps[len(steps)-1].Loss
 	}
-	return &engineAdapter{ad: ad, spec: spec, base: e.name}, st, nil
+	return &engineAdapter{m: e.m, ad: ad, spec: spec, base: e.name}, st, nil
 }
 
 // engineAdapter is a trained adapter owned by one request.
 type engineAdapter struct {
+	m    *nn.Model
 	ad   *nn.Adapter
 	spec lora.Spec
 	base string
 }
 
 // SavePEFT implements Adapter.
-func (a *engineAdapter) SavePEFT(dir string) error { return lora.Save(dir, a.ad, a.spec, a.base) }
+func (a *engineAdapter) SavePEFT(dir string) error { return lora.Save(dir, a.m, a.ad, a.spec, a.base) }
 
 // Release implements Adapter: the adapter's tensors become garbage.
 func (a *engineAdapter) Release() { a.ad = nil }

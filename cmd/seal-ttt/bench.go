@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/goseal/ttt/hf"
 	"github.com/goseal/ttt/lora"
 	"github.com/goseal/ttt/nn"
 )
@@ -99,7 +100,13 @@ func runBench(args []string) error {
 		tb.Pos = append(tb.Pos, int32(i))
 	}
 	tr := m.NewTrainer()
-	d, err = best(func() error { _, _, err := tr.LossAndGrad(tb, ad, 1/float32(*trainLen), 0); return err })
+	loss := m.B.NewTensor(hf.F32, 1, 1)
+	d, err = best(func() error {
+		if _, err := tr.LossAndGrad(tb, ad, 1/float32(*trainLen), 0, loss); err != nil {
+			return err
+		}
+		return m.B.Sync()
+	})
 	if err != nil {
 		return err
 	}

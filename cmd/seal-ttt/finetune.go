@@ -103,7 +103,7 @@ func runFinetune(args []string) error {
 		fmt.Printf("done: %d steps in %.1fs, loss %.4f -> %.4f, %d tokens\n", len(steps), last.Elapsed.Seconds(), steps[0].Loss, last.Loss, tokens)
 	}
 	if *save != "" {
-		if err := lora.Save(*save, ad, spec, modelName(*model)); err != nil {
+		if err := lora.Save(*save, m, ad, spec, modelName(*model)); err != nil {
 			return err
 		}
 		fmt.Fprintln(os.Stderr, "adapter saved to", *save)

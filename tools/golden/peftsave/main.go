@@ -39,14 +39,20 @@ func run(modelDir, out string) error {
 	}
 	// B starts at zero in a fresh adapter; give it values so the adapter
 	// changes the logits and the round trip tests something.
+	params := make([]float32, ad.Params.Len())
+	if err := m.B.Download(params, ad.Params); err != nil {
+		return err
+	}
 	for _, blk := range ad.Blocks {
 		for _, lo := range blk {
 			if lo != nil {
-				for i := range lo.B.Data {
-					lo.B.Data[i] = float32(0.2 * rng.NormFloat64())
+				b := params[ad.Offset(lo.B):][:lo.B.Len()]
+				for i := range b {
+					b[i] = float32(0.2 * rng.NormFloat64())
 				}
 			}
 		}
 	}
-	return lora.Save(out, ad, spec, modelDir)
+	m.B.Upload(ad.Params, params)
+	return lora.Save(out, m, ad, spec, modelDir)
 }
