@@ -20,6 +20,7 @@ import (
 	"io/fs"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/goseal/ttt/metal"
@@ -146,6 +147,11 @@ func Names() []string {
 	for _, family := range []string{"matmul", "matvec_t", "matvec_n", "rmsnorm"} {
 		for _, t := range []DType{F32, F16, BF16} {
 			names = append(names, family+"_"+t.String())
+		}
+	}
+	for _, family := range []string{"attn_fwd", "attn_decode", "attn_decode_merge", "attn_bwd_dq", "attn_bwd_dkv"} {
+		for _, d := range attnHeadDims {
+			names = append(names, family+"_d"+strconv.Itoa(d))
 		}
 	}
 	return names
