@@ -12,7 +12,10 @@
 //
 // A query at position pos (Past + its index in the segment) sees the keys
 // 0..limit = pos, or up to keys-1 when its segment has a key count (keys > 0,
-// padding masked as keys only). Every row sees at least key 0.
+// padding masked as keys only). Every row sees at least key 0. Running
+// maxima start at -FLT_MAX, not -inf, and masked scores are never
+// exponentiated, so no infinity enters the arithmetic (fast math assumes
+// none).
 
 #include <metal_stdlib>
 using namespace metal;
@@ -86,7 +89,7 @@ kernel void attn_fwd(device const float* q [[buffer(0)]],
 	const bool live = row < b.n;
 	const uint lim = attn_limit(b.pos0 + row, b.keys);
 	const uint last = attn_limit(b.pos0 + b.n - 1, b.keys); // the block's last key
-	float m = -INFINITY, l = 0.0f;
+	float m = -FLT_MAX, l = 0.0f;
 
 	threadgroup float* kt = area;
 	threadgroup float* vt = area + BK * D;
@@ -113,7 +116,7 @@ kernel void attn_fwd(device const float* q [[buffer(0)]],
 		simdgroup_barrier(mem_flags::mem_threadgroup);
 
 		// Online softmax: mask, new maximum, P in place, rescale factor.
-		float mx = -INFINITY;
+		float mx = -FLT_MAX;
 		for (uint c = c0; c < BK; c += 4)
 			if (live && j0 + c <= lim)
 				mx = max(mx, st[r * BK + c]);
@@ -222,7 +225,7 @@ kernel void attn_decode(device const float* q [[buffer(0)]],
 		qv[e] = q[c.qrow * p.heads * D + h * D + lane * E + e] * qscale;
 		o[e] = 0.0f;
 	}
-	float m = -INFINITY, l = 0.0f;
+	float m = -FLT_MAX, l = 0.0f;
 	for (uint j = c.key0 + sg; j < c.key1; j += DEC_SG) {
 		device const float* kr = k + (c.kv + j) * kc + g * D + lane * E;
 		device const float* vr = v + (c.kv + j) * kc + g * D + lane * E;
@@ -247,7 +250,7 @@ kernel void attn_decode(device const float* q [[buffer(0)]],
 	if (sg != 0)
 		return;
 
-	// Merge the SIMD groups; one that saw no key has m = -inf and weight 0.
+	// Merge the SIMD groups; one that saw no key has m = -FLT_MAX, weight 0.
 	float mm = part_m[0];
 	for (uint s = 1; s < DEC_SG; s++)
 		mm = max(mm, part_m[s]);
@@ -281,7 +284,7 @@ kernel void attn_decode_merge(device const float* scratch [[buffer(0)]],
 	const uint h = group.y;
 	device const float* base = scratch + (rw.first * p.heads + h) * (D + 2);
 	const uint stride = p.heads * (D + 2);
-	float mm = -INFINITY;
+	float mm = -FLT_MAX;
 	for (uint s = 0; s < rw.count; s++)
 		mm = max(mm, base[s * stride]);
 	float ll = 0.0f;

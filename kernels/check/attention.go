@@ -44,18 +44,17 @@ func attnShapeName(sh nn.AttnShape, specs []seg, note string) string {
 }
 
 // attnTol is the tolerance of the attention cases. A score is a D-term
-// float32 dot product scaled by 1/sqrt(D) (terms below 2 in magnitude, as
-// q is drawn from [-2, 2)): both sides round its partial sums in different
-// orders, an absolute error well below D·2^-22. A score error δ scales a
-// probability by e^δ ≈ 1+δ, so an output (a probability-weighted mean of
-// values below 1) moves by less than δ; the sums over at most K keys add K
-// roundings of 2^-24 relative, and the device's exp2 (of scores times
-// log2 e) a few more. The backward sums, for dK and dV, over the queries of
-// every head of a group (terms of both signs, as large as those of the
-// forward): up to nq more roundings. (D + K + nq)·2^-22 covers all of that
-// with room for the devices' exp; masking one key more or less moves an
-// output by about its probability, 1/K or more, well above it for the K
-// (at most a few hundred) of the cases.
+// float32 dot product of terms below 2 in magnitude (q is drawn from
+// [-2, 2), k from [-1, 1)) times 1/sqrt(D): the two sides sum in different
+// orders, and D roundings of random sign, each at most 2^-24 of a partial
+// sum, leave it off by well under D·2^-23. An error δ in the scores moves
+// an output, a probability-weighted mean of values in [-1, 1), by at most
+// 2δ; the sums over K keys add K roundings of 2^-24 relative, and the
+// exponentials (exp2 of scores times log2 e on the device) a few more. The
+// backward's dK and dV sum over up to nq queries of every head of a group:
+// nq more roundings. (D + K + nq)·2^-22 bounds all of it, while a key
+// masked wrongly moves an output by about its probability, 1/K or more,
+// ten times the bound or more for the K (at most 600) of the cases.
 func attnTol(d, keys, nq int) float64 { return float64(d+keys+nq) * 0x1p-22 }
 
 // attnCases are the attention cases: the forward over query blocks, the
