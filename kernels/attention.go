@@ -168,7 +168,18 @@ func attnRows(kernel string, segs []nn.Segment, s nn.AttnShape, allKeys bool) (q
 
 // attnParams packs AttnParams.
 func attnParams(s nn.AttnShape, hasLSE bool) []byte {
-	return params(s.Heads, s.KVHeads, hasLSE, float32(1/math.Sqrt(float64(s.HeadDim))))
+	return params(s.Heads, s.KVHeads, hasLSE, float32(1/math.Sqrt(float64(s.HeadDim))), decodeHeads(s))
+}
+
+// decodeHeads is the number of query heads a decode threadgroup takes: the
+// largest divisor of the group ratio up to 8 (DEC_HEADS).
+func decodeHeads(s nn.AttnShape) int {
+	r := s.Heads / s.KVHeads
+	for n := min(r, 8); ; n-- {
+		if r%n == 0 {
+			return n
+		}
+	}
 }
 
 // needTable checks that blocks holds n uints.
@@ -242,7 +253,7 @@ func (l *Library) AttentionDecode(e *metal.Encoder, out, lse, q, k, v, blocks, s
 	bind(e, 3, scratch)
 	bind(e, 4, blocks)
 	e.SetBytes(5, args)
-	e.Dispatch(metal.Size{X: chunks, Y: s.Heads, Z: 1}, metal.Size{X: 128, Y: 1, Z: 1})
+	e.Dispatch(metal.Size{X: chunks, Y: s.Heads / decodeHeads(s), Z: 1}, metal.Size{X: 128, Y: 1, Z: 1})
 	e.SetPipeline(l.pipes["attn_decode_merge_d"+d])
 	bind(e, 0, scratch)
 	bind(e, 1, out)

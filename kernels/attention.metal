@@ -22,8 +22,9 @@ using namespace metal;
 
 struct AttnParams {
 	uint heads, kv_heads;
-	uint has_lse; // write lse (its buffer is bound either way)
-	float scale;  // 1/sqrt(D)
+	uint has_lse;     // write lse (its buffer is bound either way)
+	float scale;      // 1/sqrt(D)
+	uint group_heads; // decode: query heads per threadgroup, dividing heads/kv_heads
 };
 
 // A query block: n queries (n <= 32) from row q0, the first at position pos0,
@@ -182,12 +183,14 @@ ATTN_FWD("attn_fwd_d128", 128, 16)
 
 // ---------------------------------------------------------------------------
 // Decode: one query row against many keys, split over the keys. Pass one
-// takes a chunk of keys of one (row, head): 4 SIMD groups take every 4th
-// key, each lane holding D/32 elements of q and of the output, one simd_sum
-// per score; the SIMD groups merge in threadgroup memory and write the
-// chunk's (max, sum, unnormalised output) to scratch. Pass two merges a
-// row's chunks in order, so the result does not depend on timing.
-enum : uint { DEC_SG = 4 };
+// takes a chunk of keys of one row for group_heads (at most 8) query heads
+// of one key/value head, so each key and value is read once for all of
+// them: 4 SIMD groups take every 4th key, each lane holding D/32 elements
+// of every head's q and output, one simd_sum per score; the SIMD groups
+// merge in threadgroup memory and write each head's (max, sum,
+// unnormalised output) for the chunk to scratch. Pass two merges a row's
+// chunks in order, so the result does not depend on timing.
+enum : uint { DEC_SG = 4, DEC_HEADS = 8 };
 
 // A chunk: keys key0..key1-1 (key1 > key0) from row kv on, for query row
 // qrow. Its partial lives in scratch slot (chunk index)·heads + head.
@@ -211,64 +214,79 @@ kernel void attn_decode(device const float* q [[buffer(0)]],
                         uint sg [[simdgroup_index_in_threadgroup]],
                         uint lane [[thread_index_in_simdgroup]]) {
 	enum : uint { E = D / 32 };
-	threadgroup float part_m[DEC_SG];
-	threadgroup float part_l[DEC_SG];
-	threadgroup float part_o[DEC_SG * D];
+	threadgroup float part_m[DEC_SG * DEC_HEADS];
+	threadgroup float part_l[DEC_SG * DEC_HEADS];
+	threadgroup float part_o[DEC_SG * DEC_HEADS * D];
 
 	device const DecChunk& c = chunks[group.x];
-	const uint h = group.y, g = h / (p.heads / p.kv_heads);
+	const uint hn = p.group_heads, h0 = group.y * hn;
+	const uint g = h0 / (p.heads / p.kv_heads);
 	const uint kc = p.kv_heads * D;
 	const float qscale = p.scale * M_LOG2E_F;
 
-	float qv[E], o[E];
-	for (uint e = 0; e < E; e++) {
-		qv[e] = q[c.qrow * p.heads * D + h * D + lane * E + e] * qscale;
-		o[e] = 0.0f;
+	// Lane holds elements lane·E.. of each head's q and output.
+	float qv[DEC_HEADS][E], o[DEC_HEADS][E], m[DEC_HEADS], l[DEC_HEADS];
+	for (uint t = 0; t < DEC_HEADS; t++) {
+		for (uint e = 0; e < E; e++) {
+			qv[t][e] = t < hn ? q[c.qrow * p.heads * D + (h0 + t) * D + lane * E + e] * qscale : 0.0f;
+			o[t][e] = 0.0f;
+		}
+		m[t] = -FLT_MAX;
+		l[t] = 0.0f;
 	}
-	float m = -FLT_MAX, l = 0.0f;
 	for (uint j = c.key0 + sg; j < c.key1; j += DEC_SG) {
-		device const float* kr = k + (c.kv + j) * kc + g * D + lane * E;
-		device const float* vr = v + (c.kv + j) * kc + g * D + lane * E;
-		float s = 0.0f;
-		for (uint e = 0; e < E; e++)
-			s += qv[e] * kr[e];
-		s = simd_sum(s);
-		const float mn = max(m, s);
-		const float f = exp2(m - mn), pw = exp2(s - mn);
-		l = l * f + pw;
-		for (uint e = 0; e < E; e++)
-			o[e] = o[e] * f + pw * vr[e];
-		m = mn;
+		float kx[E], vx[E];
+		for (uint e = 0; e < E; e++) {
+			kx[e] = k[(c.kv + j) * kc + g * D + lane * E + e];
+			vx[e] = v[(c.kv + j) * kc + g * D + lane * E + e];
+		}
+		for (uint t = 0; t < DEC_HEADS; t++) {
+			if (t >= hn)
+				break;
+			float s = 0.0f;
+			for (uint e = 0; e < E; e++)
+				s += qv[t][e] * kx[e];
+			s = simd_sum(s);
+			const float mn = max(m[t], s);
+			const float f = exp2(m[t] - mn), pw = exp2(s - mn);
+			l[t] = l[t] * f + pw;
+			for (uint e = 0; e < E; e++)
+				o[t][e] = o[t][e] * f + pw * vx[e];
+			m[t] = mn;
+		}
 	}
-	if (lane == 0) {
-		part_m[sg] = m;
-		part_l[sg] = l;
+	for (uint t = 0; t < DEC_HEADS; t++) {
+		if (lane == 0) {
+			part_m[sg * DEC_HEADS + t] = m[t];
+			part_l[sg * DEC_HEADS + t] = l[t];
+		}
+		for (uint e = 0; e < E; e++)
+			part_o[(sg * DEC_HEADS + t) * D + lane * E + e] = o[t][e];
 	}
-	for (uint e = 0; e < E; e++)
-		part_o[sg * D + lane * E + e] = o[e];
 	threadgroup_barrier(mem_flags::mem_threadgroup);
-	if (sg != 0)
-		return;
 
-	// Merge the SIMD groups; one that saw no key has m = -FLT_MAX, weight 0.
-	float mm = part_m[0];
-	for (uint s = 1; s < DEC_SG; s++)
-		mm = max(mm, part_m[s]);
-	float w[DEC_SG], ll = 0.0f;
-	for (uint s = 0; s < DEC_SG; s++) {
-		w[s] = exp2(part_m[s] - mm);
-		ll += part_l[s] * w[s];
-	}
-	device float* slot = scratch + (group.x * p.heads + h) * (D + 2);
-	if (lane == 0) {
-		slot[0] = mm;
-		slot[1] = ll;
-	}
-	for (uint x = lane; x < D; x += 32) {
-		float acc = 0.0f;
-		for (uint s = 0; s < DEC_SG; s++)
-			acc += part_o[s * D + x] * w[s];
-		slot[2 + x] = acc;
+	// Merge the SIMD groups, SIMD group sg taking heads sg, sg+4; one that
+	// saw no key has m = -FLT_MAX, weight 0.
+	for (uint t = sg; t < hn; t += DEC_SG) {
+		float mm = part_m[t];
+		for (uint s = 1; s < DEC_SG; s++)
+			mm = max(mm, part_m[s * DEC_HEADS + t]);
+		float w[DEC_SG], ll = 0.0f;
+		for (uint s = 0; s < DEC_SG; s++) {
+			w[s] = exp2(part_m[s * DEC_HEADS + t] - mm);
+			ll += part_l[s * DEC_HEADS + t] * w[s];
+		}
+		device float* slot = scratch + (group.x * p.heads + h0 + t) * (D + 2);
+		if (lane == 0) {
+			slot[0] = mm;
+			slot[1] = ll;
+		}
+		for (uint x = lane; x < D; x += 32) {
+			float acc = 0.0f;
+			for (uint s = 0; s < DEC_SG; s++)
+				acc += part_o[(s * DEC_HEADS + t) * D + x] * w[s];
+			slot[2 + x] = acc;
+		}
 	}
 }
 

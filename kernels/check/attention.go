@@ -59,7 +59,8 @@ func attnTol(d, keys, nq int) float64 { return float64(d+keys+nq) * 0x1p-22 }
 
 // attnCases are the attention cases: the forward over query blocks, the
 // decode kernels, and the backward, at head dimensions 32, 64 and 128,
-// group ratios 1, 2 and 7, ragged segments, key padding and single queries.
+// group ratios 1, 2, 7 and 12 (decode threadgroups take 6 heads of 12),
+// ragged segments, key padding and single queries.
 func attnCases() []Case {
 	fwd := []struct {
 		sh    nn.AttnShape
@@ -77,7 +78,7 @@ func attnCases() []Case {
 	}{
 		{nn.AttnShape{Heads: 14, KVHeads: 2, HeadDim: 64}, []seg{{1, 0, 0}, {1, 255, 0}, {1, 600, 550}, {1, 519, 0}}},
 		{nn.AttnShape{Heads: 4, KVHeads: 4, HeadDim: 128}, []seg{{1, 300, 0}, {3, 10, 0}}},
-		{nn.AttnShape{Heads: 2, KVHeads: 1, HeadDim: 32}, []seg{{1, 513, 0}, {2, 7, 5}}},
+		{nn.AttnShape{Heads: 24, KVHeads: 2, HeadDim: 32}, []seg{{1, 513, 0}, {2, 7, 5}}},
 	}
 	bwd := []struct {
 		sh    nn.AttnShape
