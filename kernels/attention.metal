@@ -10,9 +10,9 @@
 // entry of uints per threadgroup; each entry carries what the block needs
 // of its segment, so the kernels never see the segment list.
 //
-// A query at position pos (Past + its index in the segment) sees the keys
-// 0..limit = pos, or up to keys-1 when its segment has a key count (keys > 0,
-// padding masked as keys only). Every row sees at least key 0. Running
+// A query at position pos (Past + its index in the segment) sees keys
+// 0..pos of its segment, only up to keys-1 when the segment has a key count
+// (keys > 0: padding, masked as keys only). Every query sees key 0. Running
 // maxima start at -FLT_MAX, not -inf, and masked scores are never
 // exponentiated, so no infinity enters the arithmetic (fast math assumes
 // none).
@@ -37,12 +37,13 @@ struct QBlock {
 inline uint attn_limit(uint pos, uint keys) { return keys > 0 ? min(pos, keys - 1) : pos; }
 
 // ---------------------------------------------------------------------------
-// Forward (FlashAttention-2): a threadgroup of 4 SIMD groups takes BQ = 32
+// Forward (FlashAttention-2): a threadgroup of 4 SIMD groups takes FQ = 32
 // queries of one head; each SIMD group owns 8 of them, holding its Q (scaled)
 // and O as 8×8 matrices. For every key block, Kᵀ and V are staged in
 // threadgroup memory; S = Q·Kᵀ goes through a per-SIMD-group tile where the
 // lanes apply the mask and the online softmax (4 lanes per row), then O is
-// rescaled (a product with a diagonal matrix) and O += P·V.
+// rescaled (a product with a diagonal matrix) and O += P·V. Key blocks of
+// BK = 32 (16 at D = 128) keep threadgroup memory within 32 KiB.
 enum : uint { FQ = 32, F_THREADS = 128 };
 
 template <uint D, uint BK>
@@ -642,6 +643,9 @@ kernel void attn_bwd_dkv(device const float* q [[buffer(0)]],
 		constant AttnParams& p [[buffer(9)]], uint2 group [[threadgroup_position_in_grid]],                     \
 		uint tid [[thread_index_in_threadgroup]], uint sg [[simdgroup_index_in_threadgroup]],                   \
 		uint lane [[thread_index_in_simdgroup]]);
+// Block sizes per head dimension (dQ's key block BK; dK/dV's key block BKV
+// and query block BQ): the largest powers of two that keep threadgroup
+// memory within 32 KiB. kvBlock in attention.go repeats BKV.
 ATTN_BWD("attn_bwd_dq_d32", "attn_bwd_dkv_d32", 32, 32, 32, 32)
 ATTN_BWD("attn_bwd_dq_d64", "attn_bwd_dkv_d64", 64, 16, 32, 16)
 ATTN_BWD("attn_bwd_dq_d128", "attn_bwd_dkv_d128", 128, 16, 16, 8)
