@@ -65,7 +65,7 @@ func AttentionBlocks(segs []nn.Segment) []uint32 {
 func qBlocks(segs []nn.Segment) int {
 	n := 0
 	for _, s := range segs {
-		n += (s.N + attnQBlock - 1) / attnQBlock
+		n += (max(s.N, 0) + attnQBlock - 1) / attnQBlock
 	}
 	return n
 }
@@ -88,7 +88,7 @@ func AttentionBackwardBlocks(segs []nn.Segment, s nn.AttnShape) []uint32 {
 func kvBlocks(segs []nn.Segment, bk int) int {
 	n := 0
 	for _, s := range segs {
-		n += (s.Past + s.N + bk - 1) / bk
+		n += (max(s.Past+s.N, 0) + bk - 1) / bk
 	}
 	return n
 }
@@ -191,7 +191,9 @@ func needTable(kernel string, blocks Buf, n int) error {
 // segment, with the meaning of nn.Attention: q and out are rows ×
 // heads·headDim, k and v keyRows × kvHeads·headDim; lse, when lse.Buffer is
 // not nil, receives each (row, head)'s log-sum-exp (rows × heads). blocks
-// holds AttentionBlocks(segs). Rows outside the segments are left as they are.
+// holds AttentionBlocks(segs). Rows outside the segments are left as they
+// are. Each threadgroup takes 32 queries of a segment, so segments of a few
+// queries (decoding) leave most of it idle: AttentionDecode is for those.
 func (l *Library) Attention(e *metal.Encoder, out, lse, q, k, v, blocks Buf, segs []nn.Segment, s nn.AttnShape) error {
 	const name = "attention"
 	qRows, kvRows, err := attnRows(name, segs, s, false)

@@ -69,7 +69,7 @@ func attnCases() []Case {
 	}{
 		{nn.AttnShape{Heads: 2, KVHeads: 1, HeadDim: 32}, []seg{{1, 0, 0}, {37, 0, 0}, {5, 20, 0}}, true},
 		{nn.AttnShape{Heads: 7, KVHeads: 1, HeadDim: 64}, []seg{{45, 0, 0}, {40, 0, 29}, {1, 70, 0}}, true},
-		{nn.AttnShape{Heads: 2, KVHeads: 2, HeadDim: 128}, []seg{{33, 9, 0}, {20, 0, 13}}, true},
+		{nn.AttnShape{Heads: 2, KVHeads: 2, HeadDim: 128}, []seg{{33, 9, 0}, {20, 0, 13}, {9, 200, 0}}, true},
 		{nn.AttnShape{Heads: 4, KVHeads: 2, HeadDim: 64}, []seg{{70, 3, 0}}, false},
 	}
 	dec := []struct {
