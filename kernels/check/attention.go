@@ -122,12 +122,9 @@ func maxKeys(segs []nn.Segment) int {
 }
 
 func u32bytes(t []uint32) []byte {
-	b := make([]byte, 0, 4*len(t)+4)
+	b := make([]byte, 0, 4*len(t))
 	for _, v := range t {
 		b = binary.LittleEndian.AppendUint32(b, v)
-	}
-	if len(b) == 0 {
-		b = append(b, 0, 0, 0, 0) // a buffer may not be empty
 	}
 	return b
 }
