@@ -20,6 +20,7 @@ import (
 	"io/fs"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/goseal/ttt/hf"
@@ -131,6 +132,11 @@ func Names() []string {
 		for _, t := range weightTypes {
 			suffix, _ := weightType(t)
 			names = append(names, family+"_"+suffix)
+		}
+	}
+	for _, family := range []string{"attn_fwd", "attn_decode", "attn_decode_merge", "attn_bwd_dq", "attn_bwd_dkv"} {
+		for _, d := range attnHeadDims {
+			names = append(names, family+"_d"+strconv.Itoa(d))
 		}
 	}
 	return names
