@@ -17,7 +17,7 @@ const blockedMin = 16
 // receives each (row, head)'s log-sum-exp of the scaled scores (rows × heads).
 // Long segments run as matrix products per head (S = q·kᵀ, softmax, P·v);
 // short ones (decoding) query by query.
-func Attention(out, lse, q, k, v []float32, segs []nn.Segment, s AttnShape) {
+func Attention(out, lse, q, k, v []float32, segs []nn.Segment, s nn.AttnShape) {
 	for i := range segs {
 		if segs[i].N >= blockedMin {
 			attentionBlocked(out, lse, q, k, v, segs[i], s)
@@ -30,7 +30,7 @@ func Attention(out, lse, q, k, v []float32, segs []nn.Segment, s AttnShape) {
 // AttentionBackward sets dq, dk and dv to the gradients of Attention for
 // output gradient dout, recomputing the probabilities from q, k and the saved
 // lse. Rows of padding keys get zero gradients.
-func AttentionBackward(dq, dk, dv, dout, out, lse, q, k, v []float32, segs []nn.Segment, s AttnShape) {
+func AttentionBackward(dq, dk, dv, dout, out, lse, q, k, v []float32, segs []nn.Segment, s nn.AttnShape) {
 	for i := range segs {
 		if segs[i].N >= blockedMin {
 			attentionBlockedBackward(dq, dk, dv, dout, out, lse, q, k, v, segs[i], s)
@@ -117,7 +117,7 @@ func softmaxRows(sc []float32, seg nn.Segment, keys int, lse []float32, heads, h
 	}))
 }
 
-func attentionBlocked(out, lse, q, k, v []float32, seg nn.Segment, s AttnShape) {
+func attentionBlocked(out, lse, q, k, v []float32, seg nn.Segment, s nn.AttnShape) {
 	d, qc, kc := s.HeadDim, s.Heads*s.HeadDim, s.KVHeads*s.HeadDim
 	group := s.Heads / s.KVHeads
 	scale := float32(1 / math.Sqrt(float64(d)))
@@ -139,7 +139,7 @@ func attentionBlocked(out, lse, q, k, v []float32, seg nn.Segment, s AttnShape) 
 	}
 }
 
-func attentionBlockedBackward(dq, dk, dv, dout, out, lse, q, k, v []float32, seg nn.Segment, s AttnShape) {
+func attentionBlockedBackward(dq, dk, dv, dout, out, lse, q, k, v []float32, seg nn.Segment, s nn.AttnShape) {
 	d, qc, kc := s.HeadDim, s.Heads*s.HeadDim, s.KVHeads*s.HeadDim
 	group := s.Heads / s.KVHeads
 	scale := float32(1 / math.Sqrt(float64(d)))

@@ -13,7 +13,7 @@ import (
 // to take the blocked path: plain, padded (keys masked), after cached keys
 // (Past > 0), with grouped key/value heads.
 func TestBlockedAttentionMatchesRows(t *testing.T) {
-	s := AttnShape{Heads: 4, KVHeads: 2, HeadDim: 8}
+	s := nn.AttnShape{Heads: 4, KVHeads: 2, HeadDim: 8}
 	segs := []nn.Segment{
 		{Q: 0, N: 20, KV: 0},
 		{Q: 20, N: 33, KV: 20, Keys: 25},

@@ -161,12 +161,12 @@ func (Backend) Attention(out, lse, q, k, v *nn.Tensor, segs []nn.Segment, heads,
 	if lse != nil {
 		l = f32(lse)
 	}
-	Attention(f32(out), l, f32(q), f32(k), f32(v), segs, AttnShape{heads, kvHeads, q.Cols / heads})
+	Attention(f32(out), l, f32(q), f32(k), f32(v), segs, nn.AttnShape{Heads: heads, KVHeads: kvHeads, HeadDim: q.Cols / heads})
 }
 
 // AttentionBackward implements nn.Backend.
 func (Backend) AttentionBackward(dq, dk, dv, dout, out, lse, q, k, v *nn.Tensor, segs []nn.Segment, heads, kvHeads int) {
-	AttentionBackward(f32(dq), f32(dk), f32(dv), f32(dout), f32(out), f32(lse), f32(q), f32(k), f32(v), segs, AttnShape{heads, kvHeads, q.Cols / heads})
+	AttentionBackward(f32(dq), f32(dk), f32(dv), f32(dout), f32(out), f32(lse), f32(q), f32(k), f32(v), segs, nn.AttnShape{Heads: heads, KVHeads: kvHeads, HeadDim: q.Cols / heads})
 }
 
 // SiLUMul implements nn.Backend.

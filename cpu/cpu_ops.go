@@ -158,15 +158,11 @@ func (o ropeOp) row(r int) {
 	}
 }
 
-// AttnShape gives Attention's dimensions: heads query heads and kvHeads
-// key/value heads of headDim each.
-type AttnShape struct{ Heads, KVHeads, HeadDim int }
-
 // attentionRows is Attention computed query by query (one dot product per
 // key, with a running maximum and sum so no score is stored): the plain
 // form, used for short segments (decoding) and as the reference of the
 // blocked form. Segments run in parallel.
-func attentionRows(out, lse, q, k, v []float32, segs []nn.Segment, s AttnShape) {
+func attentionRows(out, lse, q, k, v []float32, segs []nn.Segment, s nn.AttnShape) {
 	cost := segs[0].N * (segs[0].Past + segs[0].N) * s.Heads * s.HeadDim
 	parallelRows(len(segs), cost, attnRowsOp{out, lse, q, k, v, segs, s})
 }
@@ -175,7 +171,7 @@ func attentionRows(out, lse, q, k, v []float32, segs []nn.Segment, s AttnShape) 
 type attnRowsOp struct {
 	out, lse, q, k, v []float32
 	segs              []nn.Segment
-	s                 AttnShape
+	s                 nn.AttnShape
 }
 
 func (o attnRowsOp) row(si int) {
@@ -230,7 +226,7 @@ func (o attnRowsOp) row(si int) {
 }
 
 // attentionRowsBackward is AttentionBackward computed query by query.
-func attentionRowsBackward(dq, dk, dv, dout, out, lse, q, k, v []float32, segs []nn.Segment, s AttnShape) {
+func attentionRowsBackward(dq, dk, dv, dout, out, lse, q, k, v []float32, segs []nn.Segment, s nn.AttnShape) {
 	qc, kc, d := s.Heads*s.HeadDim, s.KVHeads*s.HeadDim, s.HeadDim
 	group := s.Heads / s.KVHeads
 	scale := float32(1 / math.Sqrt(float64(d)))

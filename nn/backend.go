@@ -62,6 +62,10 @@ func (s Segment) Limit(i int) int {
 	return j
 }
 
+// AttnShape gives attention's dimensions: Heads query heads and KVHeads
+// key/value heads of HeadDim each.
+type AttnShape struct{ Heads, KVHeads, HeadDim int }
+
 // Backend is what the transformer is written against: the ops a device must
 // provide. Shapes are implied by the tensors; every op writes its first
 // argument(s) and reads the rest. A backend may queue ops and run them later,

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/goseal/ttt/cpu"
 	"github.com/goseal/ttt/kernels"
 	"github.com/goseal/ttt/metal"
 	"github.com/goseal/ttt/nn"
@@ -156,7 +157,7 @@ func attnCase(decode bool, sh nn.AttnShape, specs []seg, withLSE bool) Case {
 			if withLSE {
 				lseRef = wantLSE
 			}
-			nn.Attention(want, lseRef, q, k, v, segs, sh)
+			cpu.Attention(want, lseRef, q, k, v, segs, sh)
 			var table []uint32
 			scratch := 4
 			if decode {
@@ -203,11 +204,11 @@ func attnBackwardCase(sh nn.AttnShape, specs []seg) Case {
 			q, k, v := attnInputs(sh, qRows, kvRows, seed)
 			qn, kn := qRows*sh.Heads*sh.HeadDim, kvRows*sh.KVHeads*sh.HeadDim
 			out, lse := make([]float32, qn), make([]float32, qRows*sh.Heads)
-			nn.Attention(out, lse, q, k, v, segs, sh)
+			cpu.Attention(out, lse, q, k, v, segs, sh)
 			dout := random(qn, seed+3)
 			dq0, dk0, dv0 := random(qn, seed+4), random(kn, seed+5), random(kn, seed+6)
 			dq, dk, dv := append([]float32(nil), dq0...), append([]float32(nil), dk0...), append([]float32(nil), dv0...)
-			nn.AttentionBackward(dq, dk, dv, dout, out, lse, q, k, v, segs, sh)
+			cpu.AttentionBackward(dq, dk, dv, dout, out, lse, q, k, v, segs, sh)
 			table := kernels.AttentionBackwardBlocks(segs, sh)
 			ins := [][]byte{f32bytes(dq0), f32bytes(dk0), f32bytes(dv0), f32bytes(dout), f32bytes(out), f32bytes(lse),
 				f32bytes(q), f32bytes(k), f32bytes(v), u32bytes(table)}
