@@ -42,7 +42,7 @@ func FuzzSafetensorsHeader(f *testing.F) {
 	f.Add([]byte{255, 255, 255, 255, 255, 255, 255, 255})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		w := &Weights{tensors: map[string]*StoredTensor{}}
-		if err := w.index("fuzz.safetensors", data); err != nil {
+		if err := w.index("fuzz.safetensors", data, nil); err != nil {
 			return
 		}
 		for _, st := range w.tensors {

@@ -21,6 +21,11 @@ type StoredTensor struct {
 	DType DType
 	Shape []int
 	Data  []byte
+	// Mapping is the whole memory map that Data lies in: page-aligned and a
+	// whole number of pages long, so a GPU backend can wrap it once without
+	// copying and bind each tensor at its offset. Nil for tensors that are
+	// not mapped from a file.
+	Mapping []byte
 }
 
 // Floats widens the tensor to float32 into dst (len = element count).
@@ -126,16 +131,18 @@ func (w *Weights) mapFile(path string) error {
 	if st.Size() < 8 {
 		return fmt.Errorf("%s: truncated safetensors file (%d bytes)", path, st.Size())
 	}
-	data, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED)
+	// Whole pages: the tail of the last page reads as zeros.
+	page := os.Getpagesize()
+	mapping, err := unix.Mmap(int(f.Fd()), 0, (int(st.Size())+page-1)/page*page, unix.PROT_READ, unix.MAP_SHARED)
 	if err != nil {
 		return fmt.Errorf("%s: mmap: %w", path, err)
 	}
-	w.maps = append(w.maps, data)
-	return w.index(path, data)
+	w.maps = append(w.maps, mapping)
+	return w.index(path, mapping[:st.Size()], mapping)
 }
 
-// index records every tensor of one mapped file.
-func (w *Weights) index(path string, data []byte) error {
+// index records every tensor of one mapped file (data, within mapping).
+func (w *Weights) index(path string, data, mapping []byte) error {
 	st, err := safetensors.Deserialize(data)
 	if err != nil {
 		return fmt.Errorf("%s: invalid safetensors: %w", path, err)
@@ -160,7 +167,7 @@ func (w *Weights) index(path string, data []byte) error {
 		if _, dup := w.tensors[nt.Name]; dup {
 			return fmt.Errorf("%s: tensor %q appears in more than one file", path, nt.Name)
 		}
-		w.tensors[nt.Name] = &StoredTensor{Name: nt.Name, File: path, DType: dt, Shape: shape, Data: v.Data()}
+		w.tensors[nt.Name] = &StoredTensor{Name: nt.Name, File: path, DType: dt, Shape: shape, Data: v.Data(), Mapping: mapping}
 	}
 	return nil
 }
