@@ -1,0 +1,281 @@
+// Package gpu is the Metal backend: nn's ops as the project's own kernels
+// (package kernels), on an Apple GPU through package metal on darwin and on
+// the MSL emulator elsewhere.
+//
+// Ops are encoded, in order, onto one open command buffer; the host waits
+// only in Download and Sync, which commit it and wait for it. Tensors are
+// Metal buffers in shared memory. Weights stay in their stored dtype: a
+// safetensors file's memory map is wrapped once as a no-copy buffer and each
+// weight is bound at its offset.
+package gpu
+
+import (
+	"errors"
+	"fmt"
+	"unsafe"
+
+	"github.com/goseal/ttt/hf"
+	"github.com/goseal/ttt/kernels"
+	"github.com/goseal/ttt/metal"
+	"github.com/goseal/ttt/nn"
+)
+
+// Backend implements nn.Backend on a Metal device. Not safe for concurrent
+// use.
+type Backend struct {
+	dev *metal.Device
+	lib *kernels.Library
+
+	cb  *metal.CommandBuffer // the open command buffer, nil when nothing is queued
+	enc *metal.Encoder
+	err error // the first encoding error since the last wait
+
+	staging arena         // uploads and tables queued work reads, reset at each wait
+	scratch *metal.Buffer // kernels' scratch (split-K partials, reductions), grown as needed
+	retired []*metal.Buffer
+	mapped  map[*byte]*metal.Buffer // no-copy buffers over weight files, by mapping start
+
+	stats Stats
+}
+
+// Stats counts what the backend did since it was made; Stats() returns them.
+type Stats struct {
+	Launches       int   // kernel launches encoded (a launch may be several dispatches)
+	CommandBuffers int   // command buffers committed
+	Waits          int   // host waits (Download, Sync with work queued)
+	Allocs         int   // device buffers allocated (tensors, scratch and staging growth)
+	AllocBytes     int64 // their bytes
+}
+
+// New returns a backend on dev running lib's kernels.
+func New(dev *metal.Device, lib *kernels.Library) *Backend {
+	return &Backend{dev: dev, lib: lib, mapped: map[*byte]*metal.Buffer{}}
+}
+
+// Stats returns the counts so far.
+func (b *Backend) Stats() Stats { return b.stats }
+
+// storage is a tensor's buffer.
+type storage struct{ buf *metal.Buffer }
+
+// arg returns t as a kernel argument: its buffer and byte offset.
+func arg(t *nn.Tensor) kernels.Buf {
+	if t == nil {
+		return kernels.Buf{}
+	}
+	s, ok := t.Storage.(storage)
+	if !ok {
+		panic(fmt.Sprintf("gpu: a tensor with storage %T was not made by the Metal backend", t.Storage))
+	}
+	return kernels.Buf{Buffer: s.buf, Off: t.Off * t.DType.Size()}
+}
+
+// bytes returns t's contents in shared memory.
+func bytes(t *nn.Tensor) []byte {
+	a := arg(t)
+	return a.Buffer.Bytes()[a.Off : a.Off+t.Len()*t.DType.Size()]
+}
+
+// Name implements nn.Backend.
+func (b *Backend) Name() string { return "metal" }
+
+func (b *Backend) newBuffer(n int) *metal.Buffer {
+	buf, err := b.dev.NewBuffer(max(n, 4))
+	if err != nil {
+		panic(fmt.Sprintf("gpu: %v", err)) // out of device memory: plans keep requests inside the budget
+	}
+	b.stats.Allocs++
+	b.stats.AllocBytes += int64(buf.Len())
+	return buf
+}
+
+// NewTensor implements nn.Backend.
+func (b *Backend) NewTensor(dt hf.DType, rows, cols int) *nn.Tensor {
+	if dt != hf.F32 && dt != hf.I32 {
+		panic(fmt.Sprintf("gpu: NewTensor of type %v (only F32 and I32 are made)", dt))
+	}
+	buf := b.newBuffer(4 * rows * cols)
+	clear(buf.Bytes()) // not in flight: a new buffer no queued work reads
+	return &nn.Tensor{Rows: rows, Cols: cols, DType: dt, Storage: storage{buf}}
+}
+
+// Weight implements nn.Backend: the weight stays in its stored dtype, inside
+// a no-copy buffer over its file's memory map when it has one and its
+// offset is 4-byte aligned, else in a buffer of its own.
+func (b *Backend) Weight(t *hf.StoredTensor, rows, cols int) *nn.Tensor {
+	w := &nn.Tensor{Rows: rows, Cols: cols, DType: t.DType}
+	if len(t.Mapping) > 0 && len(t.Data) > 0 {
+		off := int(uintptr(unsafe.Pointer(&t.Data[0])) - uintptr(unsafe.Pointer(&t.Mapping[0])))
+		if off%4 == 0 && off%t.DType.Size() == 0 {
+			buf := b.mapped[&t.Mapping[0]]
+			if buf == nil {
+				var err error
+				if buf, err = b.dev.NewBufferNoCopy(t.Mapping); err != nil {
+					panic(fmt.Sprintf("gpu: %s: %v", t.File, err))
+				}
+				b.mapped[&t.Mapping[0]] = buf
+			}
+			w.Storage, w.Off = storage{buf}, off/t.DType.Size()
+			return w
+		}
+	}
+	buf := b.newBuffer(len(t.Data))
+	copy(buf.Bytes(), t.Data)
+	w.Storage = storage{buf}
+	return w
+}
+
+// encoder returns the open command buffer's encoder, opening one if needed.
+func (b *Backend) encoder() *metal.Encoder {
+	if b.cb == nil {
+		cb, err := b.dev.NewCommandBuffer()
+		if err != nil {
+			panic(fmt.Sprintf("gpu: %v", err))
+		}
+		b.cb, b.enc = cb, cb.Encoder()
+	}
+	return b.enc
+}
+
+// launch records the outcome of encoding one kernel launch.
+func (b *Backend) launch(err error) {
+	b.stats.Launches++
+	if err != nil && b.err == nil {
+		b.err = err
+	}
+}
+
+// Sync implements nn.Backend: it commits the open command buffer and waits
+// for it, then frees what only queued work needed.
+func (b *Backend) Sync() error {
+	var err error
+	if b.cb != nil {
+		b.enc.End()
+		b.cb.Commit()
+		err = b.cb.Wait()
+		b.cb, b.enc = nil, nil
+		b.stats.CommandBuffers++
+		b.stats.Waits++
+	}
+	for _, r := range b.retired {
+		r.Release()
+	}
+	b.retired = b.retired[:0]
+	b.staging.reset()
+	err, b.err = errors.Join(b.err, err), nil
+	if err != nil {
+		return fmt.Errorf("gpu: %w", err)
+	}
+	return nil
+}
+
+// Upload implements nn.Backend. With nothing queued the values are written
+// in place; otherwise they are staged and copied by a kernel in queue order.
+func (b *Backend) Upload(dst *nn.Tensor, src []float32) {
+	b.upload(dst, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(src))), 4*len(src)))
+}
+
+// UploadInts implements nn.Backend like Upload.
+func (b *Backend) UploadInts(dst *nn.Tensor, src []int32) {
+	b.upload(dst, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(src))), 4*len(src)))
+}
+
+func (b *Backend) upload(dst *nn.Tensor, src []byte) {
+	n := 4 * dst.Len()
+	if len(src) < n {
+		panic(fmt.Sprintf("gpu: upload of %d bytes into a tensor of %d", len(src), n))
+	}
+	if b.cb == nil {
+		copy(bytes(dst), src[:n])
+		return
+	}
+	staged := b.stage(src[:n])
+	b.launch(b.lib.Copy(b.encoder(), arg(dst), staged, dst.Len()))
+}
+
+// stage copies data into the staging arena, where it stays until the next
+// wait, and returns it as a kernel argument.
+func (b *Backend) stage(data []byte) kernels.Buf {
+	buf, off := b.staging.alloc(b, len(data))
+	copy(buf.Bytes()[off:], data)
+	return kernels.Buf{Buffer: buf, Off: off}
+}
+
+// stageTable stages a table of uint32 for a kernel to read.
+func (b *Backend) stageTable(t []uint32) kernels.Buf {
+	return b.stage(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(t))), 4*len(t)))
+}
+
+// Download implements nn.Backend.
+func (b *Backend) Download(dst []float32, src *nn.Tensor) error {
+	if err := b.Sync(); err != nil {
+		return err
+	}
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(dst))), 4*len(dst)), bytes(src))
+	return nil
+}
+
+// DownloadInts implements nn.Backend.
+func (b *Backend) DownloadInts(dst []int32, src *nn.Tensor) error {
+	if err := b.Sync(); err != nil {
+		return err
+	}
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(dst))), 4*len(dst)), bytes(src))
+	return nil
+}
+
+// scratchBuf returns at least n bytes of kernel scratch. Launches run one
+// after another, so every launch may use the same scratch.
+func (b *Backend) scratchBuf(n int) kernels.Buf {
+	if n == 0 {
+		return kernels.Buf{}
+	}
+	if b.scratch == nil || b.scratch.Len() < n {
+		if b.scratch != nil {
+			b.retired = append(b.retired, b.scratch) // queued work may still use it
+		}
+		b.scratch = b.newBuffer(max(n, 2*lenOf(b.scratch)))
+	}
+	return kernels.Whole(b.scratch)
+}
+
+func lenOf(buf *metal.Buffer) int {
+	if buf == nil {
+		return 0
+	}
+	return buf.Len()
+}
+
+// arena hands out regions of staging buffers for the queued work of one
+// command buffer; reset makes them all free again after a wait.
+type arena struct {
+	bufs []*metal.Buffer
+	cur  int // the buffer being filled
+	used int // bytes used in it
+}
+
+func (a *arena) alloc(b *Backend, n int) (*metal.Buffer, int) {
+	n = (n + 15) &^ 15
+	for a.cur < len(a.bufs) {
+		if a.used+n <= a.bufs[a.cur].Len() {
+			off := a.used
+			a.used += n
+			return a.bufs[a.cur], off
+		}
+		a.cur++
+		a.used = 0
+	}
+	size := max(1<<20, n, 2*lenOf(lastOf(a.bufs)))
+	a.bufs = append(a.bufs, b.newBuffer(size))
+	a.used = n
+	return a.bufs[a.cur], 0
+}
+
+func lastOf(bufs []*metal.Buffer) *metal.Buffer {
+	if len(bufs) == 0 {
+		return nil
+	}
+	return bufs[len(bufs)-1]
+}
+
+func (a *arena) reset() { a.cur, a.used = 0, 0 }
