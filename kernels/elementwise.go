@@ -10,7 +10,7 @@ import (
 )
 
 // An output of the elementwise kernels may be one of their inputs, as the
-// same Buf; partly overlapping buffers are not allowed.
+// same Buf; tensors that overlap otherwise are not allowed.
 
 // Add encodes out = a + b over n float32 elements.
 func (l *Library) Add(e *metal.Encoder, out, a, b Buf, n int) error {

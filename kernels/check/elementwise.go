@@ -12,9 +12,9 @@ import (
 )
 
 // elementwiseCases covers add, copy, fill, bias addition, SiLUMul and its
-// backward, and dropout. Byte offsets of 4 force the scalar path, 16 the
-// float4 path off the buffer's start; sizes off multiples of 4 exercise the
-// ragged end of the float4 path.
+// backward, and dropout. A byte offset of 4 forces the scalar path, the
+// buffer ending with the tensor; offsets 0 and 16 take the float4 path,
+// which sizes off multiples of 4 give a ragged end (see pad).
 func elementwiseCases() []Case {
 	var cs []Case
 	flat := []struct{ n, off int }{{1, 0}, {7, 4}, {64, 0}, {1003, 16}, {4099, 4}, {3 * 3584, 0}, {151936 + 3, 16}}

@@ -23,14 +23,17 @@ func rmsnormCases() []Case {
 			cs = append(cs, rmsnormCase(dt, s[0], s[1]))
 		}
 	}
-	backs := map[hf.DType][]struct{ rows, cols, off int }{
-		hf.F32:  {{1, 1, 0}, {7, 7, 4}, {3, 64, 0}, {5, 65, 16}, {2, 896, 0}, {2, 3584, 0}, {4, 1000, 4}},
-		hf.F16:  {{3, 64, 0}, {5, 65, 4}, {2, 896, 16}},
-		hf.BF16: {{1, 1, 0}, {3, 64, 16}, {5, 65, 0}, {1, 896, 4}, {2, 3584, 0}, {2, 4096, 0}},
+	backs := map[hf.DType][]struct {
+		rows, cols, off int
+		alias           bool
+	}{
+		hf.F32:  {{1, 1, 0, false}, {7, 7, 4, false}, {3, 64, 0, false}, {5, 65, 16, true}, {2, 896, 0, false}, {2, 3584, 0, false}, {4, 1000, 4, true}},
+		hf.F16:  {{3, 64, 0, false}, {5, 65, 4, false}, {2, 896, 16, false}},
+		hf.BF16: {{1, 1, 0, false}, {3, 64, 16, false}, {5, 65, 0, false}, {1, 896, 4, false}, {2, 3584, 0, true}, {2, 4096, 0, false}},
 	}
 	for _, dt := range []hf.DType{hf.F32, hf.F16, hf.BF16} {
 		for _, s := range backs[dt] {
-			cs = append(cs, rmsnormBackwardCase(dt, s.rows, s.cols, s.off))
+			cs = append(cs, rmsnormBackwardCase(dt, s.rows, s.cols, s.off, s.alias))
 		}
 	}
 	return cs
@@ -62,11 +65,16 @@ func rmsnormCase(dt hf.DType, rows, cols int) Case {
 	}
 }
 
-func rmsnormBackwardCase(dt hf.DType, rows, cols, off int) Case {
+// rmsnormBackwardCase checks RMSNormBackward; with alias, dx is dy.
+func rmsnormBackwardCase(dt hf.DType, rows, cols, off int, alias bool) Case {
 	const eps = 1e-6
 	seed := uint64(rows*7919 + cols + off)
+	kernel := "rmsnorm_backward " + dt.String()
+	if alias {
+		kernel += " dx=dy"
+	}
 	return Case{
-		Kernel: "rmsnorm_backward " + dt.String(),
+		Kernel: kernel,
 		Shape:  fmt.Sprintf("rows=%d cols=%d off=%d", rows, cols, off),
 		// x has magnitudes in [0.5, 1), so inv = 1/rms(x) ≤ 2; w and dy
 		// are in [-1, 1). Σx² and Σx·w·dy are summed in different orders
@@ -82,8 +90,15 @@ func rmsnormBackwardCase(dt hf.DType, rows, cols, off int) Case {
 			wb, w := weights(random(cols, seed+1), dt)
 			dy := random(rows*cols, seed+2)
 			dx := random(rows*cols, seed+3)
+			if alias {
+				copy(dx, dy)
+			}
 			outs, t, err := launch(dev, [][]byte{pad(f32bytes(dx), off), pad(f32bytes(dy), off), pad(f32bytes(x), off), pad(wb, off)}, func(e *metal.Encoder, b []*metal.Buffer) error {
-				return lib.RMSNormBackward(e, at(b[0], off), at(b[1], off), at(b[2], off), at(b[3], off), dt, rows, cols, eps)
+				dyb := at(b[1], off)
+				if alias {
+					dyb = at(b[0], off)
+				}
+				return lib.RMSNormBackward(e, at(b[0], off), dyb, at(b[2], off), at(b[3], off), dt, rows, cols, eps)
 			})
 			if err != nil {
 				return nil, nil, t, err
