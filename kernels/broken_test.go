@@ -57,6 +57,36 @@ func TestBrokenKernels(t *testing.T) {
 			family:  "rmsnorm",
 			wantErr: "barrier divergence",
 		},
+		{
+			name:   "dropout hash off by one bit",
+			file:   "elementwise.metal",
+			old:    `x *= 0x846ca68bu;`,
+			new:    `x *= 0x846ca68au;`,
+			family: "dropout",
+		},
+		{
+			name:   "float4 path loses its ragged end",
+			file:   "elementwise.metal",
+			old:    `return vec ? uint2(4 * t, n)`,
+			new:    `return vec ? uint2(4 * t + 1, n)`,
+			family: "add",
+		},
+		{
+			name:    "embed trusts an id one past the table",
+			file:    "rows.metal",
+			old:     `const bool ok = id < p.table_rows;`,
+			new:     `const bool ok = id <= p.table_rows;`,
+			family:  "embed",
+			wantErr: "out-of-bounds access to buffer 0 (table)",
+		},
+		{
+			name:    "rope trusts a position one past the table",
+			file:    "rope.metal",
+			old:     `if (q >= p.positions)`,
+			new:     `if (q > p.positions)`,
+			family:  "rope",
+			wantErr: "out-of-bounds access to buffer 1 (table)",
+		},
 	}
 	d, _ := library(t)
 	for _, tc := range tests {

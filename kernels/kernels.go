@@ -128,7 +128,7 @@ func load(dev *metal.Device, src string, opts metal.CompileOptions) (*Library, e
 // Names lists every kernel function of the library.
 func Names() []string {
 	var names []string
-	for _, family := range []string{"matmul", "matvec_t", "matvec_n", "rmsnorm"} {
+	for _, family := range []string{"matmul", "matvec_t", "matvec_n", "rmsnorm", "rmsnorm_backward", "add_bias", "embed"} {
 		for _, t := range weightTypes {
 			suffix, _ := weightType(t)
 			names = append(names, family+"_"+suffix)
@@ -139,6 +139,7 @@ func Names() []string {
 			names = append(names, family+"_d"+strconv.Itoa(d))
 		}
 	}
+	names = append(names, "add", "copy_f32", "fill_f32", "silu_mul", "silu_mul_backward", "dropout", "set_rows", "rope")
 	return names
 }
 
@@ -171,6 +172,11 @@ func params(fields ...any) []byte {
 // Buf is a kernel argument: the bytes of Buffer from byte offset Off on.
 // A tensor that is a slice of a larger allocation is the allocation and the
 // slice's offset.
+//
+// Elementwise and row kernels load four elements at a time where every
+// tensor is 16-byte aligned: its offset a multiple of 16 in a buffer whose
+// length is one too (the emulator aligns a buffer's start only to the
+// largest power of two up to 16 that divides its length).
 type Buf struct {
 	Buffer *metal.Buffer
 	Off    int

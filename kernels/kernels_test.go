@@ -87,27 +87,3 @@ func BenchmarkMatMul128x1024BF16(b *testing.B)  { benchMatMul(b, hf.BF16, 128, 1
 func BenchmarkMatMul128x64x64BF16(b *testing.B) { benchMatMul(b, hf.BF16, 128, 64, 64, true) }
 func BenchmarkMatVec4096BF16(b *testing.B)      { benchMatMul(b, hf.BF16, 1, 4096, 4096, true) }
 func BenchmarkMatVec4096NF16(b *testing.B)      { benchMatMul(b, hf.F16, 1, 4096, 4096, false) }
-
-func BenchmarkRMSNorm128x4096(b *testing.B) {
-	d, l := library(b)
-	const rows, cols = 128, 4096
-	x, _ := d.NewBuffer(4 * rows * cols)
-	out, _ := d.NewBuffer(4 * rows * cols)
-	w, _ := d.NewBuffer(2 * cols)
-	defer x.Release()
-	defer out.Release()
-	defer w.Release()
-	b.SetBytes(4 * rows * cols)
-	for b.Loop() {
-		cb, _ := d.NewCommandBuffer()
-		e := cb.Encoder()
-		if err := l.RMSNorm(e, kernels.Whole(out), kernels.Whole(x), kernels.Whole(w), hf.BF16, rows, cols, 1e-6); err != nil {
-			b.Fatal(err)
-		}
-		e.End()
-		cb.Commit()
-		if err := cb.Wait(); err != nil {
-			b.Fatal(err)
-		}
-	}
-}

@@ -85,17 +85,11 @@ func Cases() []Case {
 			cs = append(cs, matmulCase(dt, s.m, s.n, s.k, s.transA, s.transB, s.accumulate))
 		}
 	}
-	norms := map[hf.DType][][2]int{
-		hf.F32:  {{1, 1}, {7, 7}, {3, 64}, {5, 65}, {2, 4096}, {4, 1000}},
-		hf.F16:  {{3, 64}, {5, 65}, {2, 4096}},
-		hf.BF16: {{1, 1}, {3, 64}, {5, 65}, {2, 4096}},
-	}
-	for _, dt := range []hf.DType{hf.F32, hf.F16, hf.BF16} {
-		for _, s := range norms[dt] {
-			cs = append(cs, rmsnormCase(dt, s[0], s[1]))
-		}
-	}
 	cs = append(cs, attnCases()...)
+	cs = append(cs, rmsnormCases()...)
+	cs = append(cs, elementwiseCases()...)
+	cs = append(cs, rowsCases()...)
+	cs = append(cs, ropeCases()...)
 	return cs
 }
 
@@ -218,32 +212,6 @@ func matmulCase(dt hf.DType, m, n, k int, transA, transB, accumulate bool) Case 
 			cpu.MatMul(want, a, wref, m, n, k, transA, transB, accumulate)
 			outs, t, err := launch(dev, [][]byte{f32bytes(c0), f32bytes(a), wb}, func(e *metal.Encoder, b []*metal.Buffer) error {
 				return lib.MatMul(e, kernels.Whole(b[0]), kernels.Whole(b[1]), kernels.Whole(b[2]), dt, m, n, k, transA, transB, accumulate)
-			})
-			if err != nil {
-				return nil, nil, t, err
-			}
-			return f32s(outs[0]), want, t, nil
-		},
-	}
-}
-
-func rmsnormCase(dt hf.DType, rows, cols int) Case {
-	const eps = 1e-6
-	seed := uint64(rows*7919 + cols)
-	return Case{
-		Kernel: "rmsnorm " + dt.String(),
-		Shape:  fmt.Sprintf("rows=%d cols=%d", rows, cols),
-		// The mean square sums cols squares in a different order on each
-		// side: at most cols roundings of 2^-24 relative each; the output
-		// inherits half of that relative error plus a few roundings.
-		Tol: float64(cols+16) * 0x1p-24,
-		run: func(dev *metal.Device, lib *kernels.Library) ([]float32, []float32, time.Duration, error) {
-			x := random(rows*cols, seed)
-			wb, wref := weights(random(cols, seed+1), dt)
-			want := make([]float32, rows*cols)
-			cpu.RMSNorm(want, x, wref, rows, cols, eps)
-			outs, t, err := launch(dev, [][]byte{make([]byte, 4*rows*cols), f32bytes(x), wb}, func(e *metal.Encoder, b []*metal.Buffer) error {
-				return lib.RMSNorm(e, kernels.Whole(b[0]), kernels.Whole(b[1]), kernels.Whole(b[2]), dt, rows, cols, eps)
 			})
 			if err != nil {
 				return nil, nil, t, err

@@ -1,0 +1,42 @@
+package kernels_test
+
+import (
+	"testing"
+
+	"github.com/goseal/ttt/kernels"
+	"github.com/goseal/ttt/metal"
+)
+
+// bench measures one dispatch (commit to completion) on fresh zeroed
+// buffers of the given sizes in bytes; moved is the bytes the kernel reads
+// and writes, for the throughput figure.
+func bench(b *testing.B, sizes []int, moved int64, encode func(l *kernels.Library, e *metal.Encoder, bufs []kernels.Buf) error) {
+	d, l := library(b)
+	bufs := make([]kernels.Buf, len(sizes))
+	for i, size := range sizes {
+		buf, err := d.NewBuffer(size)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer buf.Release()
+		bufs[i] = kernels.Whole(buf)
+	}
+	b.SetBytes(moved)
+	b.ResetTimer()
+	for b.Loop() {
+		cb, err := d.NewCommandBuffer()
+		if err != nil {
+			b.Fatal(err)
+		}
+		e := cb.Encoder()
+		err = encode(l, e, bufs)
+		e.End()
+		if err != nil {
+			b.Fatal(err)
+		}
+		cb.Commit()
+		if err := cb.Wait(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
