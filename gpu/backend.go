@@ -52,6 +52,24 @@ func New(dev *metal.Device, lib *kernels.Library) *Backend {
 	return &Backend{dev: dev, lib: lib, mapped: map[*byte]*metal.Buffer{}}
 }
 
+// Open returns a backend on the default Metal device (the MSL emulator off
+// darwin) with the kernel library compiled for it.
+func Open(opts metal.CompileOptions) (*Backend, error) {
+	dev, err := metal.Open()
+	if err != nil {
+		return nil, err
+	}
+	lib, err := kernels.Load(dev, opts)
+	if err != nil {
+		dev.Close()
+		return nil, err
+	}
+	return New(dev, lib), nil
+}
+
+// Device returns the backend's device.
+func (b *Backend) Device() *metal.Device { return b.dev }
+
 // Stats returns the counts so far.
 func (b *Backend) Stats() Stats { return b.stats }
 
@@ -79,8 +97,10 @@ func bytes(t *nn.Tensor) []byte {
 // Name implements nn.Backend.
 func (b *Backend) Name() string { return "metal" }
 
+// newBuffer allocates a buffer of at least n bytes, rounded up to 16 so
+// that kernels may take their vectorised path (see kernels.Buf).
 func (b *Backend) newBuffer(n int) *metal.Buffer {
-	buf, err := b.dev.NewBuffer(max(n, 4))
+	buf, err := b.dev.NewBuffer((max(n, 4) + 15) &^ 15)
 	if err != nil {
 		panic(fmt.Sprintf("gpu: %v", err)) // out of device memory: plans keep requests inside the budget
 	}

@@ -3,9 +3,13 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"runtime"
 
 	"github.com/goseal/ttt/cpu"
+	"github.com/goseal/ttt/gpu"
 	"github.com/goseal/ttt/hf"
+	"github.com/goseal/ttt/kernels"
+	"github.com/goseal/ttt/metal"
 	"github.com/goseal/ttt/nn"
 	"github.com/goseal/ttt/server"
 	"github.com/goseal/ttt/tokenizer"
@@ -18,19 +22,14 @@ const builtinName = "seal-ttt/builtin-demo"
 // Face id in the local cache; "" means the built-in demo model) and its
 // tokenizer on the named backend, with a one-line description.
 func openModel(modelFlag, backend string) (*nn.Model, *tokenizer.Tokenizer, string, error) {
-	var b nn.Backend
-	switch backend {
-	case "", "cpu":
-		b = cpu.Backend{}
-	case "metal":
-		return nil, nil, "", fmt.Errorf("backend metal: the Metal kernels run in `seal-ttt doctor`, but the transformer does not run on them yet; use --backend cpu")
-	default:
-		return nil, nil, "", fmt.Errorf("unknown backend %q (want cpu or metal)", backend)
+	b, why, err := openBackend(backend)
+	if err != nil {
+		return nil, nil, "", err
 	}
 	if modelFlag == "" {
 		m := nn.Builtin(b)
 		c := m.Config
-		return m, tokenizer.Bytes(), fmt.Sprintf("%s (built-in demo model: %d layers, hidden %d, byte vocabulary; untrained, for demos and tests) on %s", builtinName, c.Layers, c.Hidden, b.Name()), nil
+		return m, tokenizer.Bytes(), fmt.Sprintf("%s (built-in demo model: %d layers, hidden %d, byte vocabulary; untrained, for demos and tests) on %s (%s)", builtinName, c.Layers, c.Hidden, b.Name(), why), nil
 	}
 	dir, err := hf.ResolveModel(modelFlag)
 	if err != nil {
@@ -45,7 +44,49 @@ func openModel(modelFlag, backend string) (*nn.Model, *tokenizer.Tokenizer, stri
 		return nil, nil, "", err
 	}
 	c := m.Config
-	return m, tok, fmt.Sprintf("%s (%s: %d layers, hidden %d, vocab %d) on %s", modelFlag, c.Arch, c.Layers, c.Hidden, c.VocabSize, b.Name()), nil
+	return m, tok, fmt.Sprintf("%s (%s: %d layers, hidden %d, vocab %d) on %s (%s)", modelFlag, c.Arch, c.Layers, c.Hidden, c.VocabSize, b.Name(), why), nil
+}
+
+// backendUsage is the help text of every command's --backend flag.
+const backendUsage = "compute backend: auto (metal on an Apple7+ GPU, else cpu), cpu, or metal (off a Mac: the MSL emulator, slow, for verification)"
+
+// openBackend returns the compute backend named by the --backend flag and
+// why it is the one: "auto" (or "") takes metal on an Apple GPU of family 7
+// or later and the CPU otherwise; "metal" off darwin runs the kernels on the
+// MSL emulator.
+func openBackend(name string) (nn.Backend, string, error) {
+	switch name {
+	case "cpu":
+		return cpu.Backend{}, "asked for", nil
+	case "metal":
+		b, err := gpu.Open(metal.CompileOptions{})
+		if err != nil {
+			return nil, "", fmt.Errorf("backend metal: %w", err)
+		}
+		if runtime.GOOS != "darwin" {
+			return b, "asked for; no Apple GPU here, so the kernels run on the MSL emulator (slow, for verification)", nil
+		}
+		return b, "asked for: " + b.Device().Name(), nil
+	case "", "auto":
+		if runtime.GOOS != "darwin" {
+			return cpu.Backend{}, "auto: no Apple GPU on this machine", nil
+		}
+		dev, err := metal.Open()
+		if err != nil {
+			return cpu.Backend{}, fmt.Sprintf("auto: no Metal device (%v)", err), nil
+		}
+		if f := dev.Family(); f < 7 {
+			dev.Close()
+			return cpu.Backend{}, fmt.Sprintf("auto: %s is not an Apple7 or later GPU (family %d); the kernels need simdgroup matrices", dev.Name(), f), nil
+		}
+		lib, err := kernels.Load(dev, metal.CompileOptions{})
+		if err != nil {
+			dev.Close()
+			return cpu.Backend{}, fmt.Sprintf("auto: the kernels did not compile for %s (%v); run `seal-ttt doctor`", dev.Name(), err), nil
+		}
+		return gpu.New(dev, lib), fmt.Sprintf("auto: %s, Apple GPU family %d", dev.Name(), dev.Family()), nil
+	}
+	return nil, "", fmt.Errorf("unknown backend %q (want auto, cpu or metal)", name)
 }
 
 // modelName is what saved adapters record as their base model.

@@ -16,7 +16,7 @@ func init() {
 func runGenerate(args []string) error {
 	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
 	model := fs.String("model", "", "model directory or Hugging Face id (default: the built-in demo model, untrained)")
-	backend := fs.String("backend", "cpu", "compute backend: cpu")
+	backend := fs.String("backend", "auto", backendUsage)
 	prompt := fs.String("prompt", "", "the text to continue (required)")
 	maxTokens := fs.Int("max_tokens", 64, "most new tokens")
 	temperature := fs.Float64("temperature", 0, "sampling temperature (0: greedy)")
