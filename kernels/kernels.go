@@ -142,9 +142,12 @@ func load(dev *metal.Device, src string, opts metal.CompileOptions) (*Library, e
 
 // Names lists every kernel function of the library.
 func Names() []string {
-	var names []string
-	for _, family := range []string{"matmul", "matvec_t", "matvec_n", "rmsnorm"} {
-		for _, t := range []DType{F32, F16, BF16} {
+	names := []string{"matmul_reduce"}
+	for _, t := range []DType{F32, F16, BF16} {
+		for _, tile := range gemmTiles {
+			names = append(names, "matmul_"+tile.name+"_"+t.String())
+		}
+		for _, family := range []string{"matvec_t", "matvec_n", "rmsnorm"} {
 			names = append(names, family+"_"+t.String())
 		}
 	}

@@ -17,7 +17,7 @@ func TestLaunchErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer small.Release()
-	big, err := d.NewBuffer(4096)
+	big, err := d.NewBuffer(16384)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,20 +28,23 @@ func TestLaunchErrors(t *testing.T) {
 		want   string
 	}{
 		{"matmul negative size", func(e *metal.Encoder) error {
-			return l.MatMul(e, kernels.Whole(big), kernels.Whole(big), kernels.Whole(big), kernels.F32, -1, 2, 2, false, false, false)
+			return l.MatMul(e, kernels.Whole(big), kernels.Whole(big), kernels.Whole(big), kernels.F32, -1, 2, 2, false, false, 1, false, kernels.Buf{})
 		}, "bad shape m=-1"},
 		{"matmul small c", func(e *metal.Encoder) error {
-			return l.MatMul(e, kernels.Whole(small), kernels.Whole(big), kernels.Whole(big), kernels.F32, 4, 4, 4, false, false, false)
+			return l.MatMul(e, kernels.Whole(small), kernels.Whole(big), kernels.Whole(big), kernels.F32, 4, 4, 4, false, false, 1, false, kernels.Buf{})
 		}, "c holds 16 bytes, needs 64"},
 		{"matmul small bf16 weights", func(e *metal.Encoder) error {
-			return l.MatMul(e, kernels.Whole(big), kernels.Whole(big), kernels.Whole(small), kernels.BF16, 4, 4, 4, false, true, false)
+			return l.MatMul(e, kernels.Whole(big), kernels.Whole(big), kernels.Whole(small), kernels.BF16, 4, 4, 4, false, true, 1, false, kernels.Buf{})
 		}, "b holds 16 bytes, needs 32"},
 		{"matmul nil a", func(e *metal.Encoder) error {
-			return l.MatMul(e, kernels.Whole(big), kernels.Buf{}, kernels.Whole(big), kernels.F32, 4, 4, 4, false, false, false)
+			return l.MatMul(e, kernels.Whole(big), kernels.Buf{}, kernels.Whole(big), kernels.F32, 4, 4, 4, false, false, 1, false, kernels.Buf{})
 		}, "a is nil"},
 		{"matmul bad dtype", func(e *metal.Encoder) error {
-			return l.MatMul(e, kernels.Whole(big), kernels.Whole(big), kernels.Whole(big), kernels.DType(7), 4, 4, 4, false, false, false)
+			return l.MatMul(e, kernels.Whole(big), kernels.Whole(big), kernels.Whole(big), kernels.DType(7), 4, 4, 4, false, false, 1, false, kernels.Buf{})
 		}, "bad weight type DType(7)"},
+		{"matmul split-K without scratch", func(e *metal.Encoder) error {
+			return l.MatMul(e, kernels.Whole(big), kernels.Whole(big), kernels.Whole(big), kernels.F32, 2, 2, 1024, true, false, 1, false, kernels.Buf{})
+		}, "scratch is nil"},
 		{"rmsnorm small x", func(e *metal.Encoder) error {
 			return l.RMSNorm(e, kernels.Whole(big), kernels.Whole(small), kernels.Whole(big), kernels.F16, 2, 8, 1e-6)
 		}, "x holds 16 bytes, needs 64"},
