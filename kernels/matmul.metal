@@ -21,40 +21,51 @@ struct MatMulParams {
 // a tile start in different banks.
 enum : uint { PAD = 4 };
 
+// load4 reads the 4 stored elements from x[line*ld + at] on, widened to
+// float: one vector load where wide allows and all 4 lie before limit,
+// else element by element, with 0 for those at or past limit and for a
+// line at or past lines.
+template <typename T>
+inline float4 load4(device const T* x, uint ld, uint line, uint at, uint lines, uint limit, bool wide) {
+	if (line >= lines)
+		return float4(0.0f);
+	device const T* src = x + line * ld + at;
+	if (wide && at + 4 <= limit)
+		return widen4(*(device const vec<T, 4>*)src);
+	float f[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+	for (uint e = 0; e < 4 && at + e < limit; e++)
+		f[e] = widen(src[e]);
+	return float4(f[0], f[1], f[2], f[3]);
+}
+
 // stage copies the R×C window at (r0, c0) of a rows×cols matrix X into tile
-// (LD floats a row), widened to float and zero past the matrix's edges.
-// Element (i, j) of X is x[i*ld + j], or x[j*ld + i] when trans. The threads
-// read 4 elements along the stored rows at a time (one vector load where
-// wide allows and the 4 are inside), so neighbours read neighbouring
+// (LD floats a row), zero past the matrix's edges. Element (i, j) of X is
+// x[i*ld + j], or x[j*ld + i] when trans. Each thread takes 4 neighbouring
+// stored elements at a time, so neighbouring threads read neighbouring
 // addresses.
 template <uint R, uint C, uint LD, uint THREADS, typename T>
 inline void stage(threadgroup float* tile, device const T* x, uint ld, bool trans, bool wide,
                   uint r0, uint c0, uint rows, uint cols, uint tid) {
-	// Along the stored rows: columns j of X, or rows i when trans.
-	const uint span = trans ? R : C;
-	for (uint v = tid; v < R * C / 4; v += THREADS) {
-		const uint run = (v % (span / 4)) * 4, line = v / (span / 4);
-		const uint i = trans ? run : line, j = trans ? line : run;
-		const uint gi = r0 + i, gj = c0 + j;
-		// Stored position of the first element and how many of the 4 exist.
-		const uint along = trans ? gi : gj, across = trans ? gj : gi;
-		const uint limit = trans ? rows : cols, other = trans ? cols : rows;
-		float f[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-		if (across < other) {
-			device const T* src = x + across * ld + along;
-			if (wide && along + 4 <= limit) {
-				float4 w = widen4(*(device const vec<T, 4>*)src);
-				f[0] = w.x;
-				f[1] = w.y;
-				f[2] = w.z;
-				f[3] = w.w;
-			} else {
-				for (uint e = 0; e < 4 && along + e < limit; e++)
-					f[e] = widen(src[e]);
-			}
+	if (!trans) {
+		for (uint v = tid; v < R * C / 4; v += THREADS) {
+			const uint i = v / (C / 4), j = v % (C / 4) * 4;
+			const float4 f = load4(x, ld, r0 + i, c0 + j, rows, cols, wide);
+			threadgroup float* t = &tile[i * LD + j];
+			t[0] = f.x;
+			t[1] = f.y;
+			t[2] = f.z;
+			t[3] = f.w;
 		}
-		for (uint e = 0; e < 4; e++)
-			tile[trans ? (i + e) * LD + j : i * LD + j + e] = f[e];
+	} else {
+		for (uint v = tid; v < R * C / 4; v += THREADS) {
+			const uint i = v % (R / 4) * 4, j = v / (R / 4);
+			const float4 f = load4(x, ld, c0 + j, r0 + i, cols, rows, wide);
+			threadgroup float* t = &tile[i * LD + j];
+			t[0] = f.x;
+			t[LD] = f.y;
+			t[2 * LD] = f.z;
+			t[3 * LD] = f.w;
+		}
 	}
 }
 
