@@ -180,7 +180,7 @@ func (l *Library) MatMul(e *metal.Encoder, c, a, b Buf, bt DType, m, n, k int, t
 	bind(e, 1, b)
 	bind(e, 2, out)
 	e.SetBytes(3, params(m, n, k, transA, transB, outAccumulate, outAlpha, p.kSplit, vecA, vecB))
-	e.Dispatch(metal.Size{X: ceilDiv(n, p.tile.bn), Y: ceilDiv(m, p.tile.bm), Z: p.splits},
+	e.Dispatch(metal.Size{X: ceilDiv(m, p.tile.bm) * ceilDiv(n, p.tile.bn), Y: 1, Z: p.splits},
 		metal.Size{X: 32 * p.tile.wm * p.tile.wn, Y: 1, Z: 1})
 	if p.splits > 1 {
 		e.SetPipeline(l.pipes["matmul_reduce"])

@@ -18,8 +18,11 @@ struct MatMulParams {
 };
 
 // Threadgroup tiles are padded by 4 floats a row (16 bytes), so the rows of
-// a tile start in different banks.
-enum : uint { PAD = 4 };
+// a tile start in different banks. The threadgroups of a product walk c in
+// bands of BAND row tiles, down each column of a band before the next, so
+// neighbouring groups share a tile of op(b) (read from memory once per band,
+// not once per row tile) while the band's rows of op(a) stay in cache.
+enum : uint { PAD = 4, BAND = 8 };
 
 // load4 reads the 4 stored elements from x[line*ld + at] on, widened to
 // float: one vector load where wide allows and all 4 lie before limit,
@@ -71,7 +74,8 @@ inline void stage(threadgroup float* tile, device const T* x, uint ld, bool tran
 
 // matmul: a threadgroup of WM×WN SIMD groups computes a BM×BN block of c,
 // stepping through k BK at a time; each SIMD group computes a
-// (BM/WM)×(BN/WN) part as 8×8 matrices. Threadgroup layer z covers k from
+// (BM/WM)×(BN/WN) part as 8×8 matrices. The grid's x counts the tiles of
+// c (in band order), its z the split-K layers: layer z covers k from
 // z·k_split; with more than one layer each writes its own m×n slice of c
 // (the split-K partials, summed by matmul_reduce).
 template <typename W, uint BM, uint BN, uint BK, uint WM, uint WN>
@@ -90,7 +94,10 @@ kernel void matmul(device const float* a [[buffer(0)]],
 	threadgroup float frag[WM * WN * 64]; // one 8×8 matrix per SIMD group, for the epilogue
 
 	const uint m = p.m, n = p.n, k = p.k;
-	const uint row0 = group.y * BM, col0 = group.x * BN;
+	const uint tiles_m = (m + BM - 1) / BM, tiles_n = (n + BN - 1) / BN;
+	const uint band = group.x / (BAND * tiles_n), in_band = group.x % (BAND * tiles_n);
+	const uint band_rows = min(uint(BAND), tiles_m - band * BAND);
+	const uint row0 = (band * BAND + in_band % band_rows) * BM, col0 = in_band / band_rows * BN;
 	const uint sm = (sg / WN) * SM, sn = (sg % WN) * SN;
 	const uint k_begin = group.z * p.k_split, k_end = min(k, k_begin + p.k_split);
 
