@@ -132,7 +132,46 @@ func (l *Library) MatMul(e *metal.Encoder, c, a, b Buf, bt DType, m, n, k int, t
 	if err := need("matmul", "b", b, bt.Size()*k*n); err != nil {
 		return err
 	}
-	// Vector loads need 4 aligned elements: a leading dimension and an
+	if m == 1 || (transB && !transA && m <= matRows) {
+		l.matvec(e, c, a, b, bt, m, n, k, transB, alpha, accumulate)
+		return nil
+	}
+	return l.gemm(e, c, a, b, bt, m, n, k, transA, transB, alpha, accumulate, scratch)
+}
+
+// matvec encodes a product of a few rows on matvec_t (transB) or of one row
+// on matvec_n. One row of a reads the same transposed or not.
+func (l *Library) matvec(e *metal.Encoder, c, a, b Buf, bt DType, m, n, k int, transB bool, alpha float32, accumulate bool) {
+	// Vector loads take 4 aligned elements: k and the offsets multiples of 4
+	// elements.
+	vecA := k%4 == 0 && a.Off%16 == 0
+	vecB := k%4 == 0 && b.Off%(4*bt.Size()) == 0
+	name := "matvec_n_"
+	groups, threads := metal.Size{X: ceilDiv(n, 256), Y: 1, Z: 1}, metal.Size{X: 256, Y: 1, Z: 1}
+	if transB {
+		name = "matvec_t_"
+		groups, threads = metal.Size{X: ceilDiv(n, 8), Y: ceilDiv(m, 8), Z: 1}, metal.Size{X: 8 * 32, Y: 1, Z: 1}
+	}
+	e.SetPipeline(l.pipes[name+bt.String()])
+	bind(e, 0, a)
+	bind(e, 1, b)
+	bind(e, 2, c)
+	e.SetBytes(3, params(m, n, k, false, transB, accumulate, alpha, k, vecA, vecB))
+	e.Dispatch(groups, threads)
+}
+
+// gemm encodes a product on the tiled kernel, split along k (partials in
+// scratch, then matmul_reduce) where planGEMM says so.
+func (l *Library) gemm(e *metal.Encoder, c, a, b Buf, bt DType, m, n, k int, transA, transB bool, alpha float32, accumulate bool, scratch Buf) error {
+	p := planGEMM(m, n, k)
+	out, outAlpha, outAccumulate := c, alpha, accumulate
+	if p.splits > 1 {
+		if err := need("matmul", "scratch", scratch, 4*p.splits*m*n); err != nil {
+			return err
+		}
+		out, outAlpha, outAccumulate = scratch, 1, false
+	}
+	// Vector loads take 4 aligned elements: a leading dimension and an
 	// offset that are multiples of 4 elements.
 	lda, ldb := k, n
 	if transA {
@@ -143,38 +182,6 @@ func (l *Library) MatMul(e *metal.Encoder, c, a, b Buf, bt DType, m, n, k int, t
 	}
 	vecA := lda%4 == 0 && a.Off%16 == 0
 	vecB := ldb%4 == 0 && b.Off%(4*bt.Size()) == 0
-
-	if m == 1 || (transB && !transA && m <= matRows) {
-		// m == 1 reads a the same way transposed or not.
-		args := params(m, n, k, false, transB, accumulate, alpha, k, k%4 == 0 && a.Off%16 == 0, vecB)
-		var groups, threads metal.Size
-		name := "matvec_n_"
-		if transB {
-			name = "matvec_t_"
-			groups, threads = metal.Size{X: ceilDiv(n, 8), Y: ceilDiv(m, 8), Z: 1}, metal.Size{X: 8 * 32, Y: 1, Z: 1}
-		} else {
-			groups, threads = metal.Size{X: ceilDiv(n, 256), Y: 1, Z: 1}, metal.Size{X: 256, Y: 1, Z: 1}
-		}
-		e.SetPipeline(l.pipes[name+bt.String()])
-		bind(e, 0, a)
-		bind(e, 1, b)
-		bind(e, 2, c)
-		e.SetBytes(3, args)
-		e.Dispatch(groups, threads)
-		return nil
-	}
-
-	p := planGEMM(m, n, k)
-	out, outAlpha, outAccumulate := c, alpha, accumulate
-	if p.splits > 1 {
-		if err := need("matmul", "scratch", scratch, 4*p.splits*m*n); err != nil {
-			return err
-		}
-		if p.splits*m*n >= 1<<32 {
-			return fmt.Errorf("kernels: matmul: %d split-K partials of m=%d n=%d overflow", p.splits, m, n)
-		}
-		out, outAlpha, outAccumulate = scratch, 1, false
-	}
 	e.SetPipeline(l.pipes["matmul_"+p.tile.name+"_"+bt.String()])
 	bind(e, 0, a)
 	bind(e, 1, b)
