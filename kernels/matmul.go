@@ -23,7 +23,8 @@ var (
 
 // Shape classes. A product of at most matRows rows through a transposed
 // matrix (decoding through a linear layer) reads the matrix once per 8 rows
-// with matvec_t. Large tiles need at least bigGroups threadgroups to be
+// with matvec_t. One row through a matrix not transposed goes to matvec_n,
+// whose threads each run the whole depth, only while k ≤ matvecDepth. Large tiles need at least bigGroups threadgroups to be
 // chosen, so a mid-sized product still spreads over every GPU core. Split-K
 // runs when the tiles of c give fewer than splitGroups threadgroups: it adds
 // layers along k, each at least splitDepth deep (so a partial's write and
@@ -31,6 +32,7 @@ var (
 // at most maxPartials floats of partials.
 const (
 	matRows     = 16
+	matvecDepth = 4096
 	bigGroups   = 64
 	splitGroups = 512
 	splitDepth  = 512
@@ -79,7 +81,7 @@ func ceilDiv(a, b int) int { return (a + b - 1) / b }
 // split. It depends on the shape alone (not on the types or transposes); a
 // product that takes a matrix-vector kernel needs none of what it returns.
 func MatMulScratch(m, n, k int) int {
-	if m <= 1 || n <= 0 || k <= 0 {
+	if m <= 0 || n <= 0 || k <= 0 {
 		return 0
 	}
 	p := planGEMM(m, n, k)
@@ -101,7 +103,8 @@ func MatMulScratch(m, n, k int) int {
 // Kernels by shape:
 //   - one row (m == 1), b transposed: matvec_t, a SIMD group per output
 //     (decoding through a linear layer, the LM head);
-//   - one row, b not transposed: matvec_n, a thread per output;
+//   - one row, b not transposed, k ≤ 4096: matvec_n, a thread per output
+//     (longer rows take the tiled kernel, split along k);
 //   - 2..16 rows, b transposed, a not: matvec_t, each weight row read once
 //     per 8 rows (decoding a few sequences);
 //   - otherwise the tiled kernel with 8×8 SIMD-group matrices: 64x16 tiles
@@ -132,7 +135,7 @@ func (l *Library) MatMul(e *metal.Encoder, c, a, b Buf, bt DType, m, n, k int, t
 	if err := need("matmul", "b", b, bt.Size()*k*n); err != nil {
 		return err
 	}
-	if m == 1 || (transB && !transA && m <= matRows) {
+	if (m == 1 && (transB || k <= matvecDepth)) || (transB && !transA && m <= matRows) {
 		l.matvec(e, c, a, b, bt, m, n, k, transB, alpha, accumulate)
 		return nil
 	}
