@@ -30,20 +30,25 @@ func TestBrokenKernels(t *testing.T) {
 		{
 			name: "missing barrier after staging the tiles",
 			file: "matmul.metal",
-			old: `			b_tile[q * TN + s] = v;
-		}
+			old: `(b_tile, b, p.trans_b ? k : n, p.trans_b, p.vec_b, k0, col0, k_end, n, tid);
 		threadgroup_barrier(mem_flags::mem_threadgroup);`,
-			new: `			b_tile[q * TN + s] = v;
-		}`,
+			new:    `(b_tile, b, p.trans_b ? k : n, p.trans_b, p.vec_b, k0, col0, k_end, n, tid);`,
 			family: "matmul",
 		},
 		{
-			name:    "off-by-one store",
+			name:   "split-K layers writing over each other",
+			file:   "matmul.metal",
+			old:    `device float* out = c + group.z * m * n;`,
+			new:    `device float* out = c;`,
+			family: "matmul",
+		},
+		{
+			name:    "off-by-one guard",
 			file:    "matmul.metal",
-			old:     `if (gi < m && gj < n) {`,
-			new:     `if (gi <= m && gj < n) {`,
+			old:     `if (i >= p.count)`,
+			new:     `if (i > p.count)`,
 			family:  "matmul",
-			wantErr: "out-of-bounds access to buffer 2 (c)",
+			wantErr: "out-of-bounds access to buffer 0 (part)",
 		},
 		{
 			name: "barrier in a divergent branch",

@@ -127,10 +127,13 @@ func load(dev *metal.Device, src string, opts metal.CompileOptions) (*Library, e
 
 // Names lists every kernel function of the library.
 func Names() []string {
-	var names []string
-	for _, family := range []string{"matmul", "matvec_t", "matvec_n", "rmsnorm", "rmsnorm_backward", "add_bias", "embed"} {
-		for _, t := range weightTypes {
-			suffix, _ := weightType(t)
+	names := []string{"matmul_reduce"}
+	for _, t := range weightTypes {
+		suffix, _ := weightType(t)
+		for _, tile := range gemmTiles {
+			names = append(names, "matmul_"+tile.name+"_"+suffix)
+		}
+		for _, family := range []string{"matvec_t", "matvec_n", "rmsnorm", "rmsnorm_backward", "add_bias", "embed"} {
 			names = append(names, family+"_"+suffix)
 		}
 	}

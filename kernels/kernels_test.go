@@ -4,7 +4,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/goseal/ttt/hf"
 	"github.com/goseal/ttt/kernels"
 	"github.com/goseal/ttt/kernels/check"
 	"github.com/goseal/ttt/metal"
@@ -48,42 +47,3 @@ func TestKernels(t *testing.T) {
 		})
 	}
 }
-
-// benchMatMul measures one c = a·op(b) dispatch (commit to completion).
-func benchMatMul(b *testing.B, dt hf.DType, m, n, k int, transB bool) {
-	d, l := library(b)
-	bufs := make([]*metal.Buffer, 3)
-	for i, size := range []int{4 * m * n, 4 * m * k, dt.Size() * k * n} {
-		buf, err := d.NewBuffer(size)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer buf.Release()
-		bufs[i] = buf
-	}
-	b.SetBytes(int64(dt.Size() * k * n))
-	b.ResetTimer()
-	for b.Loop() {
-		cb, err := d.NewCommandBuffer()
-		if err != nil {
-			b.Fatal(err)
-		}
-		e := cb.Encoder()
-		if err := l.MatMul(e, kernels.Whole(bufs[0]), kernels.Whole(bufs[1]), kernels.Whole(bufs[2]), dt, m, n, k, false, transB, false); err != nil {
-			b.Fatal(err)
-		}
-		e.End()
-		cb.Commit()
-		if err := cb.Wait(); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(2*float64(m)*float64(n)*float64(k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
-}
-
-func BenchmarkMatMul256F32(b *testing.B)        { benchMatMul(b, hf.F32, 256, 256, 256, false) }
-func BenchmarkMatMul256BF16(b *testing.B)       { benchMatMul(b, hf.BF16, 256, 256, 256, true) }
-func BenchmarkMatMul128x1024BF16(b *testing.B)  { benchMatMul(b, hf.BF16, 128, 1024, 1024, true) }
-func BenchmarkMatMul128x64x64BF16(b *testing.B) { benchMatMul(b, hf.BF16, 128, 64, 64, true) }
-func BenchmarkMatVec4096BF16(b *testing.B)      { benchMatMul(b, hf.BF16, 1, 4096, 4096, true) }
-func BenchmarkMatVec4096NF16(b *testing.B)      { benchMatMul(b, hf.F16, 1, 4096, 4096, false) }

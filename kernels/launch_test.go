@@ -18,7 +18,7 @@ func TestLaunchErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer small.Release()
-	big, err := d.NewBuffer(4096)
+	big, err := d.NewBuffer(16384)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,20 +29,23 @@ func TestLaunchErrors(t *testing.T) {
 		want   string
 	}{
 		{"matmul negative size", func(e *metal.Encoder) error {
-			return l.MatMul(e, kernels.Whole(big), kernels.Whole(big), kernels.Whole(big), hf.F32, -1, 2, 2, false, false, false)
+			return l.MatMul(e, kernels.Whole(big), kernels.Whole(big), kernels.Whole(big), hf.F32, -1, 2, 2, false, false, 1, false, kernels.Buf{})
 		}, "bad shape m=-1"},
 		{"matmul small c", func(e *metal.Encoder) error {
-			return l.MatMul(e, kernels.Whole(small), kernels.Whole(big), kernels.Whole(big), hf.F32, 4, 4, 4, false, false, false)
+			return l.MatMul(e, kernels.Whole(small), kernels.Whole(big), kernels.Whole(big), hf.F32, 4, 4, 4, false, false, 1, false, kernels.Buf{})
 		}, "c holds 16 bytes, needs 64"},
 		{"matmul small bf16 weights", func(e *metal.Encoder) error {
-			return l.MatMul(e, kernels.Whole(big), kernels.Whole(big), kernels.Whole(small), hf.BF16, 4, 4, 4, false, true, false)
+			return l.MatMul(e, kernels.Whole(big), kernels.Whole(big), kernels.Whole(small), hf.BF16, 4, 4, 4, false, true, 1, false, kernels.Buf{})
 		}, "b holds 16 bytes, needs 32"},
 		{"matmul nil a", func(e *metal.Encoder) error {
-			return l.MatMul(e, kernels.Whole(big), kernels.Buf{}, kernels.Whole(big), hf.F32, 4, 4, 4, false, false, false)
+			return l.MatMul(e, kernels.Whole(big), kernels.Buf{}, kernels.Whole(big), hf.F32, 4, 4, 4, false, false, 1, false, kernels.Buf{})
 		}, "a is nil"},
 		{"matmul bad dtype", func(e *metal.Encoder) error {
-			return l.MatMul(e, kernels.Whole(big), kernels.Whole(big), kernels.Whole(big), hf.DType(7), 4, 4, 4, false, false, false)
+			return l.MatMul(e, kernels.Whole(big), kernels.Whole(big), kernels.Whole(big), hf.DType(7), 4, 4, 4, false, false, 1, false, kernels.Buf{})
 		}, "bad weight type DType(7)"},
+		{"matmul split-K without scratch", func(e *metal.Encoder) error {
+			return l.MatMul(e, kernels.Whole(big), kernels.Whole(big), kernels.Whole(big), hf.F32, 2, 2, 1024, true, false, 1, false, kernels.Buf{})
+		}, "scratch is nil"},
 		{"rmsnorm small x", func(e *metal.Encoder) error {
 			return l.RMSNorm(e, kernels.Whole(big), kernels.Whole(small), kernels.Whole(big), hf.F16, 2, 8, 1e-6)
 		}, "x holds 16 bytes, needs 64"},
@@ -65,8 +68,8 @@ func TestLaunchErrors(t *testing.T) {
 			return l.AddBias(e, kernels.Whole(big), kernels.Whole(big), hf.I32, 2, 16)
 		}, "add_bias: bad bias type"},
 		{"silu_mul_backward small dup", func(e *metal.Encoder) error {
-			return l.SiLUMulBackward(e, kernels.Whole(big), kernels.Buf{Buffer: big, Off: 4080}, kernels.Whole(big), kernels.Whole(big), kernels.Whole(big), 8)
-		}, "silu_mul_backward: dup holds 16 bytes after offset 4080, needs 32"},
+			return l.SiLUMulBackward(e, kernels.Whole(big), kernels.Buf{Buffer: big, Off: 16368}, kernels.Whole(big), kernels.Whole(big), kernels.Whole(big), 8)
+		}, "silu_mul_backward: dup holds 16 bytes after offset 16368, needs 32"},
 		{"dropout p above 1", func(e *metal.Encoder) error {
 			return l.Dropout(e, kernels.Whole(big), kernels.Whole(big), 8, 1.5, 1)
 		}, "dropout: p=1.5 is not in [0, 1]"},

@@ -6,13 +6,10 @@ package check
 
 import (
 	"encoding/binary"
-	"fmt"
 	"math"
 	"math/rand/v2"
-	"strings"
 	"time"
 
-	"github.com/goseal/ttt/cpu"
 	"github.com/goseal/ttt/hf"
 	"github.com/goseal/ttt/kernels"
 	"github.com/goseal/ttt/metal"
@@ -58,33 +55,7 @@ func (c Case) Run(dev *metal.Device, lib *kernels.Library) Result {
 // Cases returns every case: each kernel and weight type over shapes that
 // include single elements, sizes off the tile multiples, and long rows.
 func Cases() []Case {
-	var cs []Case
-	type mm struct {
-		m, n, k                    int
-		transA, transB, accumulate bool
-	}
-	mms := map[hf.DType][]mm{
-		hf.F32: {
-			{1, 1, 1, false, false, false}, {7, 5, 3, false, true, false}, {64, 64, 64, false, false, false},
-			{65, 63, 67, true, false, true}, {65, 63, 67, false, true, false}, {33, 17, 4096, false, true, false},
-			{100, 1, 7, true, true, false}, {1, 4096, 64, false, true, false}, {1, 65, 4096, false, false, true},
-			{1, 7, 1, true, false, false}, {1, 9, 13, false, true, false},
-		},
-		hf.F16: {
-			{7, 5, 3, false, true, false}, {65, 63, 67, false, true, true}, {64, 64, 64, true, false, false},
-			{1, 130, 67, false, true, false}, {1, 70, 128, false, true, true}, {1, 33, 65, false, false, false},
-		},
-		hf.BF16: {
-			{7, 5, 3, false, true, false}, {65, 63, 67, false, true, true}, {64, 64, 64, true, false, false},
-			{1, 130, 67, false, true, false}, {1, 70, 4096, false, true, false}, {1, 33, 65, false, false, false},
-			{9, 40, 4096, false, true, false},
-		},
-	}
-	for _, dt := range []hf.DType{hf.F32, hf.F16, hf.BF16} {
-		for _, s := range mms[dt] {
-			cs = append(cs, matmulCase(dt, s.m, s.n, s.k, s.transA, s.transB, s.accumulate))
-		}
-	}
+	cs := matmulCases()
 	cs = append(cs, attnCases()...)
 	cs = append(cs, rmsnormCases()...)
 	cs = append(cs, elementwiseCases()...)
@@ -178,45 +149,4 @@ func launch(dev *metal.Device, ins [][]byte, encode func(e *metal.Encoder, bufs 
 		outs = append(outs, append([]byte(nil), b.Bytes()...))
 	}
 	return outs, t, err
-}
-
-func matmulCase(dt hf.DType, m, n, k int, transA, transB, accumulate bool) Case {
-	var flags []string
-	for _, f := range []struct {
-		on   bool
-		name string
-	}{{transA, "transA"}, {transB, "transB"}, {accumulate, "accumulate"}} {
-		if f.on {
-			flags = append(flags, f.name)
-		}
-	}
-	name := "matmul"
-	if m == 1 {
-		name = "matvec"
-	}
-	seed := uint64(m*1_000_003 + n*1009 + k)
-	return Case{
-		Kernel: name + " " + dt.String(),
-		Shape:  strings.TrimSpace(fmt.Sprintf("m=%d n=%d k=%d %s", m, n, k, strings.Join(flags, " "))),
-		// Both sides add k products of values in [-1, 1) in float32, in
-		// different orders (and the device may fuse multiply-adds). Each
-		// rounding is at most 2^-24 of a partial sum; the errors of k
-		// roundings, of random sign, stay well below k·2^-22 relative to
-		// max(1, |c|), a bound that a wrong element (error ~1) breaks.
-		Tol: float64(max(k, 16)) * 0x1p-22,
-		run: func(dev *metal.Device, lib *kernels.Library) ([]float32, []float32, time.Duration, error) {
-			a := random(m*k, seed)
-			wb, wref := weights(random(k*n, seed+1), dt)
-			c0 := random(m*n, seed+2)
-			want := append([]float32(nil), c0...)
-			cpu.MatMul(want, a, wref, m, n, k, transA, transB, accumulate)
-			outs, t, err := launch(dev, [][]byte{f32bytes(c0), f32bytes(a), wb}, func(e *metal.Encoder, b []*metal.Buffer) error {
-				return lib.MatMul(e, kernels.Whole(b[0]), kernels.Whole(b[1]), kernels.Whole(b[2]), dt, m, n, k, transA, transB, accumulate)
-			})
-			if err != nil {
-				return nil, nil, t, err
-			}
-			return f32s(outs[0]), want, t, nil
-		},
-	}
 }
