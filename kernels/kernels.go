@@ -133,6 +133,7 @@ func Names() []string {
 			names = append(names, family+"_"+suffix)
 		}
 	}
+	names = append(names, "reduce_sum", "reduce_sum_squares", "reduce_final")
 	return names
 }
 
