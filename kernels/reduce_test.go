@@ -88,4 +88,3 @@ func benchReduce(b *testing.B, n int, square bool) {
 
 func BenchmarkSum1M(b *testing.B)        { benchReduce(b, 1<<20, false) }
 func BenchmarkSumSquares1M(b *testing.B) { benchReduce(b, 1<<20, true) }
-
