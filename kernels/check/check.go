@@ -95,6 +95,7 @@ func Cases() []Case {
 			cs = append(cs, rmsnormCase(dt, s[0], s[1]))
 		}
 	}
+	cs = append(cs, adamWCases()...)
 	cs = append(cs, crossEntropyCases()...)
 	cs = append(cs, reduceCases()...)
 	return cs
