@@ -133,7 +133,7 @@ func Names() []string {
 			names = append(names, family+"_"+suffix)
 		}
 	}
-	names = append(names, "adamw", "cross_entropy", "reduce_sum", "reduce_sum_squares", "reduce_final")
+	names = append(names, "adamw", "cross_entropy", "reduce_sum", "reduce_sum_squares", "reduce_final", "sample")
 	return names
 }
 

@@ -98,6 +98,7 @@ func Cases() []Case {
 	cs = append(cs, adamWCases()...)
 	cs = append(cs, crossEntropyCases()...)
 	cs = append(cs, reduceCases()...)
+	cs = append(cs, sampleCases()...)
 	return cs
 }
 
