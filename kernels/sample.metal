@@ -17,8 +17,9 @@ struct SampleParams {
 	float temperature, top_p;
 };
 
-// SAMPLE_NONE marks "no index".
-enum : uint { SAMPLE_NONE = 0xffffffffu };
+// SAMPLE_NONE marks "no index"; SAMPLE_SPLITS is how many thresholds a
+// step of the search for τ measures.
+enum : uint { SAMPLE_NONE = 0xffffffffu, SAMPLE_SPLITS = 15 };
 
 // sample_weight is a token's weight, computed as cpu.Sample computes it.
 inline float sample_weight(float logit, float mx, float temperature) { return exp((logit - mx) / temperature); }
@@ -33,7 +34,7 @@ kernel void sample(device const float* logits [[buffer(0)]],
                    uint nthreads [[threads_per_threadgroup]],
                    uint sg [[simdgroup_index_in_threadgroup]],
                    uint lane [[thread_index_in_simdgroup]]) {
-	threadgroup float part[64]; // two halves, for alternate steps
+	threadgroup float part[64 * SAMPLE_SPLITS]; // two halves, for alternate steps
 	threadgroup uint part_idx[32];
 	threadgroup int part_last[32];
 	device const float* lr = logits + row * p.cols;
@@ -72,35 +73,57 @@ kernel void sample(device const float* logits [[buffer(0)]],
 	}
 	const float temp = p.temperature;
 
+	// W, the total weight.
+	float total_w = 0.0f;
+	for (uint i = tid; i < p.cols; i += nthreads)
+		total_w += sample_weight(lr[i], mx, temp);
+	total_w = simd_sum(total_w);
+	if (lane == 0)
+		part[32 * SAMPLE_SPLITS + sg] = total_w;
+	threadgroup_barrier(mem_flags::mem_threadgroup);
+	const float mass = p.top_p * sum_partials(part + 32 * SAMPLE_SPLITS, nsg);
+
 	// τ: the largest bit pattern lo whose mass f(lo) = Σ_{w ≥ lo} w reaches
-	// topP·W, keeping f(lo) ≥ topP·W > f(hi). Step 0 (lo = 0) gives W
-	// itself; weights are at most 1, so the pattern just above 1 carries
-	// nothing. Step s writes its partials in half (s + 1) mod 2 of part,
-	// which no thread still reads: the barrier of step s − 1 (or, for step
-	// 0, the max's) is behind every thread.
+	// topP·W, keeping f(lo) ≥ topP·W > f(hi): f(0) = W, and weights are at
+	// most 1, so the pattern just above 1 carries nothing. Each step
+	// measures f at SAMPLE_SPLITS points splitting (lo, hi) evenly, one
+	// threadgroup sum each, and keeps the part where f crosses topP·W. A
+	// step writes its partials in one half of part, alternating, which no
+	// thread still reads: the previous step's barrier is behind every
+	// thread (the first step writes the half W's did not use).
 	uint lo = 0, hi = as_type<uint>(1.0f) + 1;
-	float mass = 0.0f;
 	const bool nucleus = p.top_p > 0.0f && p.top_p < 1.0f;
-	for (uint step = 0; step == 0 || (nucleus && hi - lo > 1); step++) {
-		const uint mid = step == 0 ? 0 : lo + (hi - lo) / 2;
-		const float tau = as_type<float>(mid);
-		float s = 0.0f;
+	for (uint step = 0; nucleus && hi - lo > 1; step++) {
+		const uint stride = max(1u, (hi - lo) / (SAMPLE_SPLITS + 1));
+		uint at[SAMPLE_SPLITS];
+		float f[SAMPLE_SPLITS];
+		for (uint k = 0; k < SAMPLE_SPLITS; k++) {
+			at[k] = min(hi - 1, lo + stride * (k + 1));
+			f[k] = 0.0f;
+		}
 		for (uint i = tid; i < p.cols; i += nthreads) {
 			const float w = sample_weight(lr[i], mx, temp);
-			s += w >= tau ? w : 0.0f;
+			for (uint k = 0; k < SAMPLE_SPLITS; k++)
+				f[k] += w >= as_type<float>(at[k]) ? w : 0.0f;
 		}
-		s = simd_sum(s);
-		threadgroup float* half_ = part + 32 * ((step + 1) & 1);
-		if (lane == 0)
-			half_[sg] = s;
+		threadgroup float* half_ = part + 32 * SAMPLE_SPLITS * (step & 1);
+		for (uint k = 0; k < SAMPLE_SPLITS; k++) {
+			const float t = simd_sum(f[k]);
+			if (lane == 0)
+				half_[32 * k + sg] = t;
+		}
 		threadgroup_barrier(mem_flags::mem_threadgroup);
-		const float f = sum_partials(half_, nsg);
-		if (step == 0)
-			mass = p.top_p * f;
-		else if (f >= mass)
-			lo = mid;
-		else
-			hi = mid;
+		uint new_lo = lo, new_hi = hi;
+		for (uint k = 0; k < SAMPLE_SPLITS; k++) {
+			if (sum_partials(half_ + 32 * k, nsg) >= mass) {
+				new_lo = at[k];
+			} else {
+				new_hi = at[k];
+				break;
+			}
+		}
+		lo = new_lo;
+		hi = new_hi;
 	}
 	const float tau = as_type<float>(lo);
 
