@@ -2,12 +2,12 @@
 // Temperature 0 is greedy: the first index of the row's max. Otherwise the
 // weights are w_i = exp((l_i − max)/temperature) in float and W = Σw_i; the
 // candidates are the tokens weighing at least τ, the largest weight value
-// whose tokens at or above it carry topP·W or more, found by a binary
-// search over the bit patterns of positive floats (ordered as the floats
-// are), one threadgroup sum per step; the token drawn is the first
-// candidate, in index order, at which the running sum of candidate weights
-// reaches u·(their total), found by a prefix sum over contiguous chunks,
-// one per thread.
+// whose tokens at or above it carry topP·W or more, found by a search over
+// the bit patterns of positive floats (ordered as the floats are) that
+// splits its interval 16 ways per pass over the row; the token drawn is the
+// first candidate, in index order, at which the running sum of candidate
+// weights reaches u·(their total), found by a prefix sum over contiguous
+// chunks, one per thread.
 
 #include <metal_stdlib>
 using namespace metal;
@@ -139,7 +139,7 @@ kernel void sample(device const float* logits [[buffer(0)]],
 	}
 	const float before_in_sg = simd_prefix_exclusive_sum(own);
 	const float sg_total = simd_sum(own);
-	threadgroup_barrier(mem_flags::mem_threadgroup);
+	threadgroup_barrier(mem_flags::mem_threadgroup); // the search's last reads of part are done
 	if (lane == 0)
 		part[sg] = sg_total;
 	threadgroup_barrier(mem_flags::mem_threadgroup);
