@@ -60,7 +60,7 @@ func crossEntropyCase(rows, cols, off, ignored int, alias bool, scale float32, d
 	}
 	seed := uint64(rows*100_003 + cols + off)
 	return Case{
-		Kernel: "crossentropy",
+		Kernel: "crossentropy F32",
 		Shape:  shape,
 		// The row's Σexp is added in float32: a term passes through at
 		// most cols/512 + 45 additions and rescalings (a thread's logits,

@@ -91,7 +91,7 @@ func reduceCase(n, off int, square, accumulate, exact bool) Case {
 		tol = (float64(n)/(1<<20) + 43) * 0x1p-24 * (abs + math.Abs(float64(d0))) / math.Max(1, math.Abs(want+float64(d0)))
 	}
 	return Case{
-		Kernel: name,
+		Kernel: name + " F32",
 		Shape:  shape,
 		Tol:    tol,
 		run: func(dev *metal.Device, lib *kernels.Library) ([]float32, []float32, time.Duration, error) {

@@ -97,13 +97,9 @@ func peakedRow(r *rand.Rand, cols int) []float32 {
 // sampleCase samples rows rows of cols logits from gen, row r with u =
 // sampleUs[r mod len(sampleUs)].
 func sampleCase(kind string, rows, cols int, temperature, topP float32, gen func(*rand.Rand, int) []float32) Case {
-	name := "sample"
-	if temperature == 0 {
-		name = "sample greedy"
-	}
 	seed := uint64(rows*1_000_003+cols) ^ uint64(math.Float32bits(temperature)) ^ uint64(math.Float32bits(topP))<<1
 	return Case{
-		Kernel: name,
+		Kernel: "sample F32",
 		Shape:  fmt.Sprintf("%s rows=%d cols=%d temperature=%g topP=%g", kind, rows, cols, temperature, topP),
 		// Ids must be equal. Rows are drawn clear of rounding boundaries
 		// (sampleBoundary), where the two sides' float32 sums, added in
