@@ -393,12 +393,7 @@ func Dropout(out, x []float32, p float32, key uint32) {
 // the clipping factor (nn.ClipFactor), as clip_grad_norm_ scales gradients in
 // place before the optimizer reads them.
 func AdamW(param, grad, m, v []float32, h nn.AdamWParams, clip float32) {
-	decay := float32(1 - h.LR*h.WeightDecay)
-	b1, b2 := float32(h.Beta1), float32(h.Beta2)
-	bc1 := 1 - math.Pow(h.Beta1, float64(h.Step))
-	bc2sqrt := float32(math.Sqrt(1 - math.Pow(h.Beta2, float64(h.Step))))
-	stepSize := float32(h.LR / bc1)
-	eps := float32(h.Eps)
+	decay, b1, b2, bc2sqrt, stepSize, eps := AdamWScalars(h)
 	for i, g := range grad {
 		g *= clip
 		param[i] *= decay
@@ -407,4 +402,14 @@ func AdamW(param, grad, m, v []float32, h nn.AdamWParams, clip float32) {
 		denom := float32(math.Sqrt(float64(v[i])))/bc2sqrt + eps
 		param[i] -= stepSize * (m[i] / denom)
 	}
+}
+
+// AdamWScalars derives the float32 scalars of one AdamW step from h, in
+// float64 as torch does: the weight-decay factor 1 − lr·wd, the betas, the
+// square root of the second moment's bias correction, the step size lr/(1 −
+// β1^step), and eps. AdamW and the Metal kernel both use them.
+func AdamWScalars(h nn.AdamWParams) (decay, b1, b2, bc2sqrt, stepSize, eps float32) {
+	bc1 := 1 - math.Pow(h.Beta1, float64(h.Step))
+	return float32(1 - h.LR*h.WeightDecay), float32(h.Beta1), float32(h.Beta2),
+		float32(math.Sqrt(1 - math.Pow(h.Beta2, float64(h.Step)))), float32(h.LR / bc1), float32(h.Eps)
 }

@@ -92,6 +92,36 @@ func TestBrokenKernels(t *testing.T) {
 			family:  "rope",
 			wantErr: "out-of-bounds access to buffer 1 (table)",
 		},
+		{
+			name:   "target logit read after the gradient overwrote it",
+			file:   "crossentropy.metal",
+			old:    `(mx + log(sum)) - target[0];`,
+			new:    `(mx + log(sum)) - lr[label];`,
+			family: "crossentropy",
+		},
+		{
+			name:   "the last partial left out of stage 2",
+			file:   "reduce.metal",
+			old:    `for (uint i = tid; i < p.n; i += nthreads)`,
+			new:    `for (uint i = tid; i + 1 < p.n; i += nthreads)`,
+			family: "sum",
+		},
+		{
+			name:   "gradients not clipped",
+			file:   "adamw.metal",
+			old:    `const float g = grad[i] * clip;`,
+			new:    `const float g = grad[i];`,
+			family: "adamw",
+		},
+		{
+			name: "tied weights at the threshold left out of the draw",
+			file: "sample.metal",
+			old: `		if (w < tau)
+			continue;`,
+			new: `		if (w <= tau)
+			continue;`,
+			family: "sample",
+		},
 	}
 	d, _ := library(t)
 	for _, tc := range tests {

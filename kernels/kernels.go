@@ -143,6 +143,7 @@ func Names() []string {
 		}
 	}
 	names = append(names, "add", "copy_f32", "fill_f32", "silu_mul", "silu_mul_backward", "dropout", "set_rows", "rope")
+	names = append(names, "adamw", "cross_entropy", "reduce_sum", "reduce_sum_squares", "reduce_final", "sample")
 	return names
 }
 

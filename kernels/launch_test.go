@@ -7,6 +7,7 @@ import (
 	"github.com/goseal/ttt/hf"
 	"github.com/goseal/ttt/kernels"
 	"github.com/goseal/ttt/metal"
+	"github.com/goseal/ttt/nn"
 )
 
 // TestLaunchErrors checks that the launchers reject bad arguments with an
@@ -88,6 +89,32 @@ func TestLaunchErrors(t *testing.T) {
 		{"rmsnorm_backward small dy", func(e *metal.Encoder) error {
 			return l.RMSNormBackward(e, kernels.Whole(big), kernels.Whole(small), kernels.Whole(big), kernels.Whole(big), hf.F32, 2, 8, 1e-6)
 		}, "rmsnorm_backward: dy holds 16 bytes, needs 64"},
+		{"cross_entropy small losses", func(e *metal.Encoder) error {
+			return l.CrossEntropy(e, kernels.Whole(big), kernels.Whole(small), kernels.Whole(big), kernels.Whole(big), 8, 16, 1)
+		}, "cross_entropy: losses holds 16 bytes, needs 32"},
+		{"cross_entropy unaligned labels", func(e *metal.Encoder) error {
+			return l.CrossEntropy(e, kernels.Whole(big), kernels.Whole(big), kernels.Whole(big), kernels.Buf{Buffer: big, Off: 2}, 8, 16, 1)
+		}, "labels offset 2 is not a multiple of 4"},
+		{"sum small scratch", func(e *metal.Encoder) error {
+			return l.Sum(e, kernels.Whole(big), kernels.Whole(big), kernels.Buf{Buffer: small, Off: 16}, 8, false)
+		}, "reduce_sum: scratch holds 0 bytes after offset 16, needs 4"},
+		{"sumsquares small x", func(e *metal.Encoder) error {
+			return l.SumSquares(e, kernels.Whole(big), kernels.Whole(small), kernels.Whole(big), 5)
+		}, "reduce_sum_squares: x holds 16 bytes, needs 20"},
+		{"adamw no clipping threshold", func(e *metal.Encoder) error {
+			h := nn.AdamWParams{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Step: 1}
+			return l.AdamW(e, kernels.Whole(big), kernels.Whole(big), kernels.Whole(big), kernels.Whole(big), kernels.Whole(big), 8, h)
+		}, "max grad norm 0 positive"},
+		{"adamw small v", func(e *metal.Encoder) error {
+			h := nn.AdamWParams{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Step: 1, MaxGradNorm: 1}
+			return l.AdamW(e, kernels.Whole(big), kernels.Whole(big), kernels.Whole(big), kernels.Whole(small), kernels.Whole(big), 8, h)
+		}, "adamw: v holds 16 bytes, needs 32"},
+		{"sample negative temperature", func(e *metal.Encoder) error {
+			return l.Sample(e, kernels.Whole(big), kernels.Whole(big), kernels.Whole(big), 2, 8, -1, 1)
+		}, "temperature -1 is negative"},
+		{"sample small ids", func(e *metal.Encoder) error {
+			return l.Sample(e, kernels.Whole(small), kernels.Whole(big), kernels.Whole(big), 5, 8, 1, 1)
+		}, "sample: ids holds 16 bytes, needs 20"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

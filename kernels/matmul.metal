@@ -178,7 +178,7 @@ MATMUL("matmul_16x64_bf16", ushort, 16, 64, 32, 1, 4)
 
 // matmul_reduce sums the split-K partials in order (so the result does not
 // depend on timing): c = alpha·Σ_z part[z], or c += that.
-struct ReduceParams {
+struct MatMulReduceParams {
 	uint count, splits; // elements of c, partial slices
 	float alpha;
 	uint accumulate;
@@ -186,7 +186,7 @@ struct ReduceParams {
 
 kernel void matmul_reduce(device const float* part [[buffer(0)]],
                           device float* c [[buffer(1)]],
-                          constant ReduceParams& p [[buffer(2)]],
+                          constant MatMulReduceParams& p [[buffer(2)]],
                           uint i [[thread_position_in_grid]]) {
 	if (i >= p.count)
 		return;

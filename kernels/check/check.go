@@ -61,6 +61,10 @@ func Cases() []Case {
 	cs = append(cs, elementwiseCases()...)
 	cs = append(cs, rowsCases()...)
 	cs = append(cs, ropeCases()...)
+	cs = append(cs, adamWCases()...)
+	cs = append(cs, crossEntropyCases()...)
+	cs = append(cs, reduceCases()...)
+	cs = append(cs, sampleCases()...)
 	return cs
 }
 

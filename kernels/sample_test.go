@@ -1,0 +1,37 @@
+package kernels_test
+
+import (
+	"testing"
+
+	"github.com/goseal/ttt/kernels"
+)
+
+// benchSample measures sampling 16 rows over a Qwen2-sized vocabulary
+// (all-zero logits: every token ties, the search runs its full length).
+func benchSample(b *testing.B, temperature, topP float32) {
+	d, l := library(b)
+	const rows, cols = 16, 151936
+	logits, _ := d.NewBuffer(4 * rows * cols)
+	u, _ := d.NewBuffer(4 * rows)
+	ids, _ := d.NewBuffer(4 * rows)
+	defer logits.Release()
+	defer u.Release()
+	defer ids.Release()
+	b.SetBytes(4 * rows * cols)
+	for b.Loop() {
+		cb, _ := d.NewCommandBuffer()
+		e := cb.Encoder()
+		if err := l.Sample(e, kernels.Whole(ids), kernels.Whole(logits), kernels.Whole(u), rows, cols, temperature, topP); err != nil {
+			b.Fatal(err)
+		}
+		e.End()
+		cb.Commit()
+		if err := cb.Wait(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkSampleGreedy16x151936(b *testing.B) { benchSample(b, 0, 1) }
+func BenchmarkSampleTopP16x151936(b *testing.B)   { benchSample(b, 0.7, 0.9) }
+func BenchmarkSampleAll16x151936(b *testing.B)    { benchSample(b, 0.7, 1) }
