@@ -30,7 +30,7 @@ func kvBlock(headDim int) int {
 }
 
 // attnHeadDims are the head dimensions with kernels.
-var attnHeadDims = []int{32, 64, 128}
+var attnHeadDims = []int{16, 32, 64, 128}
 
 // limit is the last key query i of seg sees (nn.Segment's rule).
 func limit(seg nn.Segment, i int) int {
@@ -147,7 +147,7 @@ func attnRows(kernel string, segs []nn.Segment, s nn.AttnShape, allKeys bool) (q
 		okDim = okDim || s.HeadDim == d
 	}
 	if !okDim {
-		return 0, 0, fmt.Errorf("kernels: %s: head dimension %d (have 32, 64, 128)", kernel, s.HeadDim)
+		return 0, 0, fmt.Errorf("kernels: %s: head dimension %d (have %v)", kernel, s.HeadDim, attnHeadDims)
 	}
 	for i, seg := range segs {
 		if seg.Q < 0 || seg.N < 0 || seg.KV < 0 || seg.Past < 0 || seg.Keys < 0 {

@@ -178,6 +178,7 @@ kernel void attn_fwd(device const float* q [[buffer(0)]],
 		device const QBlock* blocks [[buffer(5)]], constant AttnParams& p [[buffer(6)]],                  \
 		uint2 group [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],           \
 		uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
+ATTN_FWD("attn_fwd_d16", 16, 32)
 ATTN_FWD("attn_fwd_d32", 32, 32)
 ATTN_FWD("attn_fwd_d64", 64, 32)
 ATTN_FWD("attn_fwd_d128", 128, 16)
@@ -214,7 +215,9 @@ kernel void attn_decode(device const float* q [[buffer(0)]],
                         uint2 group [[threadgroup_position_in_grid]],
                         uint sg [[simdgroup_index_in_threadgroup]],
                         uint lane [[thread_index_in_simdgroup]]) {
-	enum : uint { E = D / 32 };
+	// Each lane holds E elements; below D = 32 the upper lanes hold none.
+	enum : uint { E = (D + 31) / 32 };
+	const bool full = D >= 32 || lane * E < D;
 	threadgroup float part_m[DEC_SG * DEC_HEADS];
 	threadgroup float part_l[DEC_SG * DEC_HEADS];
 	threadgroup float part_o[DEC_SG * DEC_HEADS * D];
@@ -229,7 +232,7 @@ kernel void attn_decode(device const float* q [[buffer(0)]],
 	float qv[DEC_HEADS][E], o[DEC_HEADS][E], m[DEC_HEADS], l[DEC_HEADS];
 	for (uint t = 0; t < DEC_HEADS; t++) {
 		for (uint e = 0; e < E; e++) {
-			qv[t][e] = t < hn ? q[c.qrow * p.heads * D + (h0 + t) * D + lane * E + e] * qscale : 0.0f;
+			qv[t][e] = t < hn && full ? q[c.qrow * p.heads * D + (h0 + t) * D + lane * E + e] * qscale : 0.0f;
 			o[t][e] = 0.0f;
 		}
 		m[t] = -FLT_MAX;
@@ -238,8 +241,8 @@ kernel void attn_decode(device const float* q [[buffer(0)]],
 	for (uint j = c.key0 + sg; j < c.key1; j += DEC_SG) {
 		float kx[E], vx[E];
 		for (uint e = 0; e < E; e++) {
-			kx[e] = k[(c.kv + j) * kc + g * D + lane * E + e];
-			vx[e] = v[(c.kv + j) * kc + g * D + lane * E + e];
+			kx[e] = full ? k[(c.kv + j) * kc + g * D + lane * E + e] : 0.0f;
+			vx[e] = full ? v[(c.kv + j) * kc + g * D + lane * E + e] : 0.0f;
 		}
 		for (uint t = 0; t < DEC_HEADS; t++) {
 			if (t >= hn)
@@ -261,8 +264,9 @@ kernel void attn_decode(device const float* q [[buffer(0)]],
 			part_m[sg * DEC_HEADS + t] = m[t];
 			part_l[sg * DEC_HEADS + t] = l[t];
 		}
-		for (uint e = 0; e < E; e++)
-			part_o[(sg * DEC_HEADS + t) * D + lane * E + e] = o[t][e];
+		if (full)
+			for (uint e = 0; e < E; e++)
+				part_o[(sg * DEC_HEADS + t) * D + lane * E + e] = o[t][e];
 	}
 	threadgroup_barrier(mem_flags::mem_threadgroup);
 
@@ -332,6 +336,7 @@ kernel void attn_decode_merge(device const float* scratch [[buffer(0)]],
 		device float* lse [[buffer(2)]], device const DecRow* rows [[buffer(3)]],                           \
 		constant AttnParams& p [[buffer(4)]], uint2 group [[threadgroup_position_in_grid]],                 \
 		uint lane [[thread_index_in_simdgroup]]);
+ATTN_DECODE("attn_decode_d16", "attn_decode_merge_d16", 16)
 ATTN_DECODE("attn_decode_d32", "attn_decode_merge_d32", 32)
 ATTN_DECODE("attn_decode_d64", "attn_decode_merge_d64", 64)
 ATTN_DECODE("attn_decode_d128", "attn_decode_merge_d128", 128)
@@ -646,6 +651,7 @@ kernel void attn_bwd_dkv(device const float* q [[buffer(0)]],
 // Block sizes per head dimension (dQ's key block BK; dK/dV's key block BKV
 // and query block BQ): the largest powers of two that keep threadgroup
 // memory within 32 KiB. kvBlock in attention.go repeats BKV.
+ATTN_BWD("attn_bwd_dq_d16", "attn_bwd_dkv_d16", 16, 32, 32, 32)
 ATTN_BWD("attn_bwd_dq_d32", "attn_bwd_dkv_d32", 32, 32, 32, 32)
 ATTN_BWD("attn_bwd_dq_d64", "attn_bwd_dkv_d64", 64, 16, 32, 16)
 ATTN_BWD("attn_bwd_dq_d128", "attn_bwd_dkv_d128", 128, 16, 16, 8)

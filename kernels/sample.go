@@ -14,6 +14,7 @@ import (
 // so a draw whose target falls within rounding of a boundary between two
 // tokens (or whose candidate mass is within rounding of topP·W) may pick
 // the neighbouring token.
+// Greedy decoding (temperature 0) reads no draws: u may then be empty.
 func (l *Library) Sample(e *metal.Encoder, ids, logits, u Buf, rows, cols int, temperature, topP float32) error {
 	if rows < 0 || cols < 0 || rows*cols >= 1<<32 {
 		return fmt.Errorf("kernels: sample: bad shape rows=%d cols=%d", rows, cols)
@@ -32,6 +33,10 @@ func (l *Library) Sample(e *metal.Encoder, ids, logits, u Buf, rows, cols int, t
 		b    Buf
 		n    int
 	}{{"ids", ids, 4 * rows}, {"logits", logits, 4 * rows * cols}, {"u", u, 4 * rows}} {
+		if a.name == "u" && temperature == 0 && a.b.Buffer == nil {
+			u = ids // greedy reads no draws
+			continue
+		}
 		if err := need("sample", a.name, a.b, a.n); err != nil {
 			return err
 		}

@@ -100,7 +100,7 @@ func TestGoldenLogits(t *testing.T) {
 	for _, name := range goldenNames {
 		g, ref := readGolden(t, name)
 		for _, c := range cases {
-			for _, b := range testBackends() {
+			for _, b := range testBackends(t) {
 				t.Run(name+"/"+c.ref+"/"+b.Name(), func(t *testing.T) {
 					m, err := nn.Load(filepath.Join("testdata", "models", name, c.variant), b)
 					if err != nil {
@@ -130,7 +130,7 @@ func TestGoldenGreedy(t *testing.T) {
 	for _, name := range goldenNames {
 		g, _ := readGolden(t, name)
 		for _, c := range []struct{ variant, ref string }{{"f32", "f32"}, {"bf16", "bf16_f32"}} {
-			for _, b := range testBackends() {
+			for _, b := range testBackends(t) {
 				t.Run(name+"/"+c.ref+"/"+b.Name(), func(t *testing.T) {
 					m, err := nn.Load(filepath.Join("testdata", "models", name, c.variant), b)
 					if err != nil {

@@ -9,10 +9,11 @@ import (
 	"github.com/goseal/ttt/nn"
 )
 
-// tinyConfig is a model small enough for finite differences.
+// tinyConfig is a model small enough for finite differences (head
+// dimension 16, the smallest the attention kernels are built for).
 func tinyConfig(arch string) *hf.Config {
 	return &hf.Config{Arch: arch, VocabSize: 40, Hidden: 16, Intermediate: 24, Layers: 2, Heads: 4, KVHeads: 2,
-		HeadDim: 4, RMSNormEps: 1e-6, RopeTheta: 10000, TieEmbeddings: arch == "qwen2", MaxPositions: 64,
+		HeadDim: 16, RMSNormEps: 1e-6, RopeTheta: 10000, TieEmbeddings: arch == "qwen2", MaxPositions: 64,
 		AttentionBias: arch == "qwen2", BOS: -1, EOS: []int{0}}
 }
 
@@ -52,7 +53,7 @@ func gradBatch() *nn.TrainBatch {
 
 func TestLoRAGradientsMatchFiniteDifferences(t *testing.T) {
 	for _, arch := range []string{"qwen2", "llama"} {
-		for _, backend := range testBackends() {
+		for _, backend := range testBackends(t) {
 			t.Run(arch+"/"+backend.Name(), func(t *testing.T) {
 				cfg := tinyConfig(arch)
 				m, err := nn.FromWeights(cfg, hf.RandomWeights(cfg, 3), backend)

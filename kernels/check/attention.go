@@ -72,6 +72,7 @@ func attnCases() []Case {
 		{nn.AttnShape{Heads: 7, KVHeads: 1, HeadDim: 64}, []seg{{45, 0, 0}, {40, 0, 29}, {1, 70, 0}}, true},
 		{nn.AttnShape{Heads: 2, KVHeads: 2, HeadDim: 128}, []seg{{33, 9, 0}, {20, 0, 13}, {9, 200, 0}}, true},
 		{nn.AttnShape{Heads: 4, KVHeads: 2, HeadDim: 64}, []seg{{70, 3, 0}}, false},
+		{nn.AttnShape{Heads: 4, KVHeads: 2, HeadDim: 16}, []seg{{13, 0, 9}, {40, 0, 0}}, true},
 	}
 	dec := []struct {
 		sh    nn.AttnShape
@@ -80,6 +81,7 @@ func attnCases() []Case {
 		{nn.AttnShape{Heads: 14, KVHeads: 2, HeadDim: 64}, []seg{{1, 0, 0}, {1, 255, 0}, {1, 600, 550}, {1, 519, 0}}},
 		{nn.AttnShape{Heads: 4, KVHeads: 4, HeadDim: 128}, []seg{{1, 300, 0}, {3, 10, 0}}},
 		{nn.AttnShape{Heads: 24, KVHeads: 2, HeadDim: 32}, []seg{{1, 513, 0}, {2, 7, 5}}},
+		{nn.AttnShape{Heads: 4, KVHeads: 2, HeadDim: 16}, []seg{{1, 12, 0}, {1, 300, 0}}},
 	}
 	bwd := []struct {
 		sh    nn.AttnShape
@@ -88,6 +90,7 @@ func attnCases() []Case {
 		{nn.AttnShape{Heads: 2, KVHeads: 1, HeadDim: 32}, []seg{{37, 0, 0}, {5, 20, 0}, {1, 3, 0}}},
 		{nn.AttnShape{Heads: 7, KVHeads: 1, HeadDim: 64}, []seg{{29, 0, 20}, {18, 5, 0}}},
 		{nn.AttnShape{Heads: 2, KVHeads: 2, HeadDim: 128}, []seg{{21, 11, 0}, {9, 0, 5}}},
+		{nn.AttnShape{Heads: 4, KVHeads: 2, HeadDim: 16}, []seg{{14, 0, 10}, {33, 0, 0}}},
 	}
 	var cs []Case
 	for _, c := range fwd {
