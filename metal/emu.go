@@ -17,6 +17,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -126,6 +127,24 @@ type Buffer struct {
 	base   unsafe.Pointer // &data[0], also for an empty buffer
 	guard  uintptr        // start of the guard page, 0 if none
 	mapped bool
+	// shadow is the race detector's record of the last writes to the
+	// buffer, allocated when a library with the detector first binds it.
+	shadow []byte
+}
+
+// raceShadow returns b's race-detector shadow: one 8-byte entry per
+// EMU_RACE_GRAIN bytes, in memory that takes pages only where written.
+func (b *Buffer) raceShadow() (unsafe.Pointer, error) {
+	if b.shadow == nil {
+		n := (len(b.data) + C.EMU_RACE_GRAIN - 1) / C.EMU_RACE_GRAIN * 8
+		n = (n + pageSize - 1) / pageSize * pageSize
+		m, err := unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON|unix.MAP_NORESERVE)
+		if err != nil {
+			return nil, fmt.Errorf("allocating the race detector's shadow of a %d-byte buffer: %w", len(b.data), err)
+		}
+		b.shadow = m
+	}
+	return unsafe.Pointer(&b.shadow[0]), nil
 }
 
 var pageSize = os.Getpagesize()
@@ -187,7 +206,10 @@ func (b *Buffer) Release() {
 	if b.mapped {
 		unix.Munmap(b.mem)
 	}
-	b.mem, b.data, b.base, b.mapped = nil, nil, nil, false
+	if b.shadow != nil {
+		unix.Munmap(b.shadow)
+	}
+	b.mem, b.data, b.base, b.mapped, b.shadow = nil, nil, nil, false, nil
 }
 
 // Library is compiled MSL: a shared object built by clang.
@@ -196,6 +218,7 @@ type Library struct {
 	run     unsafe.Pointer
 	where   unsafe.Pointer
 	scratch uint64
+	race    bool // built with the race detector
 	kernels map[string]msl.Kernel
 
 	mu    sync.Mutex
@@ -210,7 +233,7 @@ type Library struct {
 // positions in the source ("program_source:LINE:COL", or the file names of
 // #line directives).
 func (d *Device) NewLibrary(source string, opts CompileOptions) (*Library, error) {
-	built, err := msl.Build(source, opts.FastMath)
+	built, err := msl.Build(source, msl.Options{FastMath: opts.FastMath, Race: !opts.NoRaceDetector})
 	if err != nil {
 		return nil, fmt.Errorf("metal: %w", err)
 	}
@@ -222,7 +245,7 @@ func (d *Device) NewLibrary(source string, opts CompileOptions) (*Library, error
 		defer C.free(unsafe.Pointer(cerr))
 		return nil, fmt.Errorf("metal: loading %s: %s", built.Path, C.GoString(cerr))
 	}
-	l := &Library{handle: h, kernels: map[string]msl.Kernel{}, pipes: map[string]*Pipeline{}}
+	l := &Library{handle: h, race: !opts.NoRaceDetector, kernels: map[string]msl.Kernel{}, pipes: map[string]*Pipeline{}}
 	for _, k := range built.Kernels {
 		l.kernels[k.Name] = k
 	}
@@ -492,6 +515,10 @@ func (dev *Device) execute(cmd *dispatch) error {
 		return [3]C.uint32_t{C.uint32_t(max(s.X, 1)), C.uint32_t(max(s.Y, 1)), C.uint32_t(max(s.Z, 1))}
 	}
 	d.groups, d.threads = size(cmd.groups), size(cmd.threads)
+	if cmd.pipe.lib.race {
+		d.race = 1
+		d.serial = C.uint32_t(nextSerial())
+	}
 	tgTotal := 0
 	for _, p := range k.Params {
 		switch p.Kind {
@@ -506,6 +533,15 @@ func (dev *Device) execute(cmd *dispatch) error {
 					return fail("offset %d outside buffer %d (%s) of %d bytes", b.offset, p.Index, p.Name, b.buf.Len())
 				}
 				d.buf[p.Index] = unsafe.Add(b.buf.base, b.offset)
+				if cmd.pipe.lib.race && b.buf.Len() > 0 {
+					sh, err := b.buf.raceShadow()
+					if err != nil {
+						return fail("%v", err)
+					}
+					w := &d.wbuf[d.nwbuf]
+					w.base, w.len, w.shadow, w.index = (*C.char)(b.buf.base), C.uint64_t(b.buf.Len()), (*C.uint64_t)(sh), C.uint32_t(p.Index)
+					d.nwbuf++
+				}
 			case b.bytes != nil:
 				// Set-bytes data gets zero padding: params structs are read whole.
 				m := C.calloc(1, C.size_t(len(b.bytes)+256))
@@ -587,6 +623,35 @@ func (dev *Device) execute(cmd *dispatch) error {
 	return first
 }
 
+var serial atomic.Uint32
+
+// nextSerial numbers dispatches for the race detector, skipping 0.
+func nextSerial() uint32 {
+	for {
+		if s := serial.Add(1); s != 0 {
+			return s
+		}
+	}
+}
+
+// nameArgs adds the parameter names to the "[[buffer(n)]]" and
+// "[[threadgroup(n)]]" of a message from the kernel side.
+func nameArgs(msg string, k msl.Kernel) string {
+	for _, p := range k.Params {
+		attr := ""
+		switch p.Kind {
+		case msl.BufferParam:
+			attr = fmt.Sprintf("[[buffer(%d)]]", p.Index)
+		case msl.ThreadgroupParam:
+			attr = fmt.Sprintf("[[threadgroup(%d)]]", p.Index)
+		default:
+			continue
+		}
+		msg = strings.ReplaceAll(msg, attr, attr+" ("+p.Name+")")
+	}
+	return msg
+}
+
 // describe turns a worker's failure into an error naming the kernel, the
 // thread and, for faults, the buffer.
 func (dev *Device) describe(kernel string, rc C.int, w *C.emu_worker, cmd *dispatch) error {
@@ -599,7 +664,7 @@ func (dev *Device) describe(kernel string, rc C.int, w *C.emu_worker, cmd *dispa
 	case -1:
 		return fmt.Errorf("metal: kernel %q: out of memory for the emulator's scratch space", kernel)
 	case 1:
-		return fmt.Errorf("metal: kernel %q: %s%s", kernel, C.GoString(&w.msg[0]), where)
+		return fmt.Errorf("metal: kernel %q: %s%s", kernel, nameArgs(C.GoString(&w.msg[0]), cmd.pipe.kernel), where)
 	}
 	addr := uintptr(w.fault_addr)
 	sig := unix.SignalName(unix.Signal(w.signo))
