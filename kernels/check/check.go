@@ -20,6 +20,7 @@ import (
 // Case is one kernel run on one shape.
 type Case struct {
 	Kernel string  // the op and weight type, e.g. "matmul bf16"
+	File   string  // the .metal file of package kernels the kernel is in
 	Shape  string  // e.g. "m=65 n=63 k=67 transB"
 	Tol    float64 // the largest error that passes (see Result.MaxErr)
 	run    func(dev *metal.Device, lib *kernels.Library) (got, want []float32, gpu time.Duration, err error)
@@ -201,6 +202,7 @@ func matmulCase(dt kernels.DType, m, n, k int, transA, transB, accumulate bool) 
 	seed := uint64(m*1_000_003 + n*1009 + k)
 	return Case{
 		Kernel: name + " " + dt.String(),
+		File:   "matmul.metal",
 		Shape:  strings.TrimSpace(fmt.Sprintf("m=%d n=%d k=%d %s", m, n, k, strings.Join(flags, " "))),
 		// Both sides add k products of values in [-1, 1) in float32, in
 		// different orders (and the device may fuse multiply-adds). Each
@@ -230,6 +232,7 @@ func rmsnormCase(dt kernels.DType, rows, cols int) Case {
 	seed := uint64(rows*7919 + cols)
 	return Case{
 		Kernel: "rmsnorm " + dt.String(),
+		File:   "rmsnorm.metal",
 		Shape:  fmt.Sprintf("rows=%d cols=%d", rows, cols),
 		// The mean square sums cols squares in a different order on each
 		// side: at most cols roundings of 2^-24 relative each; the output
