@@ -862,6 +862,35 @@ extern "C" __attribute__((used, always_inline)) inline void __emu_race_dev_st(de
 		__emu::dev_store((const char *)p, n);
 }
 
+namespace __emu {
+// race_read and race_write report an access of n bytes at p in any address
+// space to the race detector, for shim code that accesses memory through
+// plain pointers (noas) to hand the detector a whole row at once.
+inline void race_read(threadgroup const void *p, uint64_t n) { __emu_race_tg_ld(p, n); }
+inline void race_read(device const void *, uint64_t) {}
+inline void race_read(const void *, uint64_t) {}
+inline void race_write(threadgroup const void *p, uint64_t n) { __emu_race_tg_st(p, n); }
+inline void race_write(device const void *p, uint64_t n) { __emu_race_dev_st(p, n); }
+inline void race_write(const void *, uint64_t) {}
+
+// noas<T>::type is T without its device or threadgroup address space.
+template <class T> struct noas {
+	typedef T type;
+};
+template <class T> struct noas<threadgroup T> {
+	typedef T type;
+};
+template <class T> struct noas<device T> {
+	typedef T type;
+};
+template <class T> struct noas<const threadgroup T> {
+	typedef const T type;
+};
+template <class T> struct noas<const device T> {
+	typedef const T type;
+};
+} // namespace __emu
+
 // ---- The metal namespace ------------------------------------------------------
 
 namespace metal {
@@ -1177,9 +1206,15 @@ template <class T, int C, int R> inline simdgroup_matrix<T, C, R> make_filled_si
 // still to be confirmed on a GPU (seal-ttt doctor); kernels pass offset
 // pointers and no transpose.
 template <class T, int C, int R, class P>
-__attribute__((noinline)) void __load(thread simdgroup_matrix<T, C, R> &m, const P *src, ulong elements_per_row, ulong2 origin, bool transpose) {
+__attribute__((noinline)) void __load(thread simdgroup_matrix<T, C, R> &m, const P *from, ulong elements_per_row, ulong2 origin, bool transpose) {
 	T *d = m.data();
-	src += origin.y * elements_per_row + origin.x;
+	from += origin.y * elements_per_row + origin.x;
+	// The race detector sees eight rows of eight elements (or columns, for
+	// transpose, which are rows of memory); the accesses themselves go
+	// through a plain pointer, which is not instrumented.
+	for (int r = 0; r < 8; r++)
+		__emu::race_read(from + r * elements_per_row, 8 * sizeof(P));
+	const typename __emu::noas<P>::type *src = (const typename __emu::noas<P>::type *)from;
 	if (transpose) {
 		for (int r = 0; r < 8; r++)
 			for (int c = 0; c < 8; c++)
@@ -1199,9 +1234,12 @@ __attribute__((always_inline)) inline void simdgroup_load(thread simdgroup_matri
 		__load(m, src, elements_per_row, origin, transpose);
 }
 template <class T, int C, int R, class P>
-__attribute__((noinline)) void __store(thread const simdgroup_matrix<T, C, R> &m, P *dst, ulong elements_per_row, ulong2 origin, bool transpose) {
+__attribute__((noinline)) void __store(thread const simdgroup_matrix<T, C, R> &m, P *to, ulong elements_per_row, ulong2 origin, bool transpose) {
 	const T *d = m.data();
-	dst += origin.y * elements_per_row + origin.x;
+	to += origin.y * elements_per_row + origin.x;
+	for (int r = 0; r < 8; r++)
+		__emu::race_write(to + r * elements_per_row, 8 * sizeof(P));
+	typename __emu::noas<P>::type *dst = (typename __emu::noas<P>::type *)to;
 	if (transpose) {
 		for (int r = 0; r < 8; r++)
 			for (int c = 0; c < 8; c++)
