@@ -780,13 +780,15 @@ kernel void k(device float* x [[buffer(0)]], uint g [[threadgroup_position_in_gr
 	x[g * 64 + i] = t[0] + x[0];
 }`, 2, ""},
 		{"atomics", `
-kernel void k(device atomic_uint* x [[buffer(0)]], uint i [[thread_index_in_threadgroup]]) {
+kernel void k(device atomic_float* x [[buffer(0)]], uint i [[thread_index_in_threadgroup]]) {
 	threadgroup atomic_uint n[1];
 	if (i == 0)
 		atomic_store_explicit(&n[0], 0u, memory_order_relaxed);
 	threadgroup_barrier(mem_flags::mem_threadgroup);
 	atomic_fetch_add_explicit(&n[0], 1u, memory_order_relaxed);
-	atomic_fetch_add_explicit(&x[0], 1u, memory_order_relaxed);
+	threadgroup_barrier(mem_flags::mem_threadgroup);
+	atomic_fetch_add_explicit(&x[0], 0.5f, memory_order_relaxed);
+	atomic_fetch_max_explicit(&x[1], float(atomic_load_explicit(&n[0], memory_order_relaxed)), memory_order_relaxed);
 }`, 2, ""},
 	}
 	for _, tc := range tests {
@@ -797,6 +799,9 @@ kernel void k(device atomic_uint* x [[buffer(0)]], uint i [[thread_index_in_thre
 				t.Fatal(err)
 			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 				t.Fatalf("got error %v, want one containing %q", err, tc.want)
+			}
+			if tc.name == "atomics" && (out[0][0] != 64 || out[0][1] != 64) {
+				t.Errorf("atomic float sum %v, max %v, want 64 and 64", out[0][0], out[0][1])
 			}
 			if tc.name == "lanes of one SIMD group" {
 				for i, v := range out[0] {

@@ -1315,6 +1315,7 @@ inline void simdgroup_multiply(thread simdgroup_matrix<T, C, R> &d, thread const
 
 enum memory_order { memory_order_relaxed };
 template <class T> struct _atomic {
+	typedef T value_type;
 	T v;
 };
 typedef _atomic<int> atomic_int;
@@ -1322,38 +1323,48 @@ typedef _atomic<uint> atomic_uint;
 typedef _atomic<float> atomic_float;
 
 // The atomic functions take an atomic in any address space (A is, say,
-// "device _atomic<float>"); they are not instrumented, so atomics never race.
+// "device _atomic<float>") and use the generic builtins, which take float
+// too. They are not instrumented: atomics never race.
+#define EMU_ATOMIC_T                                                           \
+	typedef typename __emu::noas<A>::type::value_type T;                   \
+	volatile T *q = (volatile T *)&p->v
 template <class A> inline auto atomic_load_explicit(const volatile A *p, memory_order) {
-	return __atomic_load_n(&p->v, __ATOMIC_RELAXED);
+	EMU_ATOMIC_T;
+	T r;
+	__atomic_load(q, &r, __ATOMIC_RELAXED);
+	return r;
 }
 template <class A, class U> inline void atomic_store_explicit(volatile A *p, U v, memory_order) {
-	__atomic_store_n(&p->v, (decltype(__atomic_load_n(&p->v, __ATOMIC_RELAXED)))v, __ATOMIC_RELAXED);
+	EMU_ATOMIC_T;
+	T n = (T)v;
+	__atomic_store(q, &n, __ATOMIC_RELAXED);
 }
 template <class A, class U> inline auto atomic_exchange_explicit(volatile A *p, U v, memory_order) {
-	typedef decltype(__atomic_load_n(&p->v, __ATOMIC_RELAXED)) T;
-	return __atomic_exchange_n(&p->v, (T)v, __ATOMIC_RELAXED);
+	EMU_ATOMIC_T;
+	T n = (T)v, r;
+	__atomic_exchange(q, &n, &r, __ATOMIC_RELAXED);
+	return r;
+}
+// update replaces *p by f(*p) atomically, unless f declines (returns
+// false), and returns the old value.
+template <class A, class F> inline auto __atomic_update(volatile A *p, F f) {
+	EMU_ATOMIC_T;
+	T old, n;
+	__atomic_load(q, &old, __ATOMIC_RELAXED);
+	while (f(old, n) && !__atomic_compare_exchange(q, &old, &n, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+	}
+	return old;
 }
 template <class A, class U> inline auto atomic_fetch_add_explicit(volatile A *p, U v, memory_order) {
-	auto old = __atomic_load_n(&p->v, __ATOMIC_RELAXED);
-	typedef decltype(old) T;
-	while (!__atomic_compare_exchange_n(&p->v, &old, (T)(old + (T)v), true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-	}
-	return old;
+	return __atomic_update(p, [v](auto old, auto &n) { n = old + (decltype(old))v; return true; });
 }
 template <class A, class U> inline auto atomic_fetch_max_explicit(volatile A *p, U v, memory_order) {
-	auto old = __atomic_load_n(&p->v, __ATOMIC_RELAXED);
-	typedef decltype(old) T;
-	while (old < (T)v && !__atomic_compare_exchange_n(&p->v, &old, (T)v, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-	}
-	return old;
+	return __atomic_update(p, [v](auto old, auto &n) { n = (decltype(old))v; return old < n; });
 }
 template <class A, class U> inline auto atomic_fetch_min_explicit(volatile A *p, U v, memory_order) {
-	auto old = __atomic_load_n(&p->v, __ATOMIC_RELAXED);
-	typedef decltype(old) T;
-	while (old > (T)v && !__atomic_compare_exchange_n(&p->v, &old, (T)v, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-	}
-	return old;
+	return __atomic_update(p, [v](auto old, auto &n) { n = (decltype(old))v; return old > n; });
 }
+#undef EMU_ATOMIC_T
 
 #undef EMU_SITE
 #undef EMU_AT
