@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -60,6 +61,7 @@ type Device struct {
 	queue   chan *CommandBuffer
 	mu      sync.Mutex // guards closed and sends on queue
 	closed  bool
+	pending atomic.Int64 // command buffers made and not waited for
 }
 
 // Open returns the emulator device. It needs clang-19 (see msl.Clang) to
@@ -293,6 +295,15 @@ func (l *Library) Pipeline(function string) (*Pipeline, error) {
 		return nil, fmt.Errorf("metal: kernel function %q has no entry point", function)
 	}
 	p := &Pipeline{lib: l, kernel: k, entry: entry}
+	if a := l.sym("__emu_a_" + function); a != nil {
+		n := 0
+		for _, q := range k.Params {
+			if q.Kind == msl.BufferParam {
+				n++
+			}
+		}
+		p.align = slices.Clone(unsafe.Slice((*uint32)(a), n))
+	}
 	l.pipes[function] = p
 	return p, nil
 }
@@ -313,6 +324,7 @@ type Pipeline struct {
 	lib    *Library
 	kernel msl.Kernel
 	entry  unsafe.Pointer
+	align  []uint32 // alignment of each buffer parameter's data, in order
 }
 
 // MaxTotalThreadsPerThreadgroup is 1024 for every kernel.
@@ -321,18 +333,29 @@ func (p *Pipeline) MaxTotalThreadsPerThreadgroup() int { return emuMaxThreads }
 // ThreadExecutionWidth is the SIMD-group width, 32.
 func (p *Pipeline) ThreadExecutionWidth() int { return emuSIMDWidth }
 
+// PendingCommandBuffers is the number of command buffers made and not yet
+// waited for.
+func (d *Device) PendingCommandBuffers() int { return int(d.pending.Load()) }
+
 // CommandBuffer holds dispatches until it is committed.
 type CommandBuffer struct {
 	dev       *Device
 	cmds      []*dispatch
 	enc       *Encoder
 	committed bool
+	waited    bool
 	done      chan struct{}
 	err       error
 }
 
-// NewCommandBuffer returns an empty command buffer.
+// NewCommandBuffer returns an empty command buffer. It fails when
+// MaxPendingCommandBuffers are made and not waited for, where Metal would
+// block for ever.
 func (d *Device) NewCommandBuffer() (*CommandBuffer, error) {
+	if d.pending.Add(1) > MaxPendingCommandBuffers {
+		d.pending.Add(-1)
+		return nil, fmt.Errorf("metal: %d command buffers are not waited for (Metal would block)", MaxPendingCommandBuffers)
+	}
 	return &CommandBuffer{dev: d, done: make(chan struct{})}, nil
 }
 
@@ -370,7 +393,14 @@ func (c *CommandBuffer) Commit() {
 // dispatches: a bad argument binding, barrier divergence, an out-of-bounds
 // access, or another fault in kernel code. Dispatches after a failed one do
 // not run.
+//
+// Wait on a command buffer that was not committed releases it and returns
+// an error.
 func (c *CommandBuffer) Wait() error {
+	if !c.waited {
+		c.waited = true
+		c.dev.pending.Add(-1)
+	}
 	if !c.committed {
 		return errors.New("metal: Wait on a command buffer that was not committed")
 	}
@@ -519,7 +549,7 @@ func (dev *Device) execute(cmd *dispatch) error {
 		d.race = 1
 		d.serial = C.uint32_t(nextSerial())
 	}
-	tgTotal := 0
+	tgTotal, nbuf := 0, 0
 	for _, p := range k.Params {
 		switch p.Kind {
 		case msl.BufferParam:
@@ -531,6 +561,10 @@ func (dev *Device) execute(cmd *dispatch) error {
 				}
 				if b.offset < 0 || b.offset > b.buf.Len() {
 					return fail("offset %d outside buffer %d (%s) of %d bytes", b.offset, p.Index, p.Name, b.buf.Len())
+				}
+				if a := int(cmd.pipe.align[nbuf]); a > 1 && b.offset%a != 0 {
+					return fail("buffer %d (%s) is bound at offset %d, not a multiple of %d, the alignment of its data (%s)",
+						p.Index, p.Name, b.offset, a, p.Type)
 				}
 				d.buf[p.Index] = unsafe.Add(b.buf.base, b.offset)
 				if cmd.pipe.lib.race && b.buf.Len() > 0 {
@@ -551,6 +585,7 @@ func (dev *Device) execute(cmd *dispatch) error {
 			default:
 				return fail("buffer %d (%s) is not set", p.Index, p.Name)
 			}
+			nbuf++
 		case msl.ThreadgroupParam:
 			n := cmd.tgLen[p.Index]
 			if n <= 0 {

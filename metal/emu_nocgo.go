@@ -79,6 +79,9 @@ type CommandBuffer struct{}
 // NewCommandBuffer fails without cgo.
 func (d *Device) NewCommandBuffer() (*CommandBuffer, error) { return nil, errNoCgo }
 
+// PendingCommandBuffers is 0: no command buffer can be made.
+func (d *Device) PendingCommandBuffers() int { return 0 }
+
 // Encoder returns an encoder that records nothing.
 func (c *CommandBuffer) Encoder() *Encoder { return &Encoder{} }
 

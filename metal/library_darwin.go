@@ -101,8 +101,8 @@ func (l *Library) newPipeline(function string) (*Pipeline, error) {
 		return nil, fmt.Errorf("metal: no function %q in the library", function)
 	}
 	defer release(fn)
-	var nserr id
-	state := msgSendErr1(l.device.device, selNewPipeline, fn, &nserr) // owned
+	var nserr, reflection id // autoreleased when set
+	state := msgSendReflect(l.device.device, selNewPipelineReflect, fn, pipelineReflection, &reflection, &nserr) // owned
 	if state == 0 {
 		return nil, nsError(fmt.Sprintf("pipeline for %q", function), nserr)
 	}
@@ -111,7 +111,38 @@ func (l *Library) newPipeline(function string) (*Pipeline, error) {
 		state:          state,
 		maxThreads:     int(msgSendUint(state, selMaxTotalThreads)),
 		executionWidth: int(msgSendUint(state, selExecutionWidth)),
+		staticTG:       int(msgSendUint(state, selStaticThreadgroupMemory)),
+		align:          bufferAlignments(reflection),
 	}, nil
+}
+
+// bufferAlignments reads, from a pipeline's reflection, the alignment each
+// [[buffer(n)]] argument's data needs, by index (0 where unknown). It uses
+// the bindings of macOS 13 and later, else the older arguments; both
+// answer type, index and, for buffers, bufferAlignment.
+func bufferAlignments(reflection id) [maxBindings]int {
+	var align [maxBindings]int
+	if reflection == 0 {
+		return align
+	}
+	list := selArguments
+	if respondsTo(reflection, selBindings) {
+		list = selBindings
+	}
+	args := msgSend(reflection, list)
+	if args == 0 {
+		return align
+	}
+	for i := range msgSendUint(args, selCount) {
+		a := msgSendUintArg(args, selObjectAtIndex, i)
+		if msgSendUint(a, selType) != bindingTypeBuffer {
+			continue
+		}
+		if index := msgSendUint(a, selIndex); index < maxBindings {
+			align[index] = int(msgSendUint(a, selBufferAlignment))
+		}
+	}
+	return align
 }
 
 // Release frees the library and every pipeline made from it. Command
@@ -120,12 +151,14 @@ func (l *Library) newPipeline(function string) (*Pipeline, error) {
 func (l *Library) Release() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for name, p := range l.pipelines {
-		release(p.state)
-		p.state = 0
-		delete(l.pipelines, name)
-	}
-	release(l.library)
+	withPool(func() {
+		for name, p := range l.pipelines {
+			release(p.state)
+			p.state = 0
+			delete(l.pipelines, name)
+		}
+		release(l.library)
+	})
 	l.library = 0
 }
 
@@ -136,6 +169,8 @@ type Pipeline struct {
 	state          id // owned MTLComputePipelineState, released by Library.Release
 	maxThreads     int
 	executionWidth int
+	staticTG       int              // bytes of threadgroup memory the kernel declares
+	align          [maxBindings]int // alignment of each [[buffer(n)]]'s data, 0 if unknown
 }
 
 // MaxTotalThreadsPerThreadgroup is the most threads one threadgroup of this

@@ -23,7 +23,15 @@
 //
 // A command buffer holds any number of dispatches; nothing is guaranteed to
 // have run, and no error is reported, until [CommandBuffer.Wait] returns.
+// Every command buffer must be waited for, also on error paths (Wait on one
+// never committed just releases it): Metal lets a queue hold 64, and makes
+// the next one wait forever. Both implementations refuse a command buffer
+// beyond [MaxPendingCommandBuffers] with an error instead.
 package metal
+
+// MaxPendingCommandBuffers is how many command buffers a device allows
+// made and not yet waited for: Metal's default per queue.
+const MaxPendingCommandBuffers = 64
 
 // Size is a three-dimensional extent: a number of threadgroups in a grid, or
 // a number of threads in a threadgroup. A zero component counts as 1.

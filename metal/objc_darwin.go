@@ -81,6 +81,10 @@ const (
 	mathFuncsPrecise   = 1 // MTLMathFloatingPointFunctionsPrecise
 	gpuFamilyApple1    = 1001
 	maxAppleFamily     = 9
+	// MTLPipelineOptionArgumentInfo | MTLPipelineOptionBufferTypeInfo: the
+	// reflection a pipeline is made with, for the buffers' alignments.
+	pipelineReflection = 1<<0 | 1<<1
+	bindingTypeBuffer  = 0 // MTLBindingTypeBuffer and MTLArgumentTypeBuffer
 )
 
 // C functions.
@@ -114,6 +118,8 @@ var (
 	msgSendErr2      func(self id, op sel, a, b id, err *id) id
 	msgSendDispatch  func(self id, op sel, groups, threads mtlSize)
 	msgSendSize      func(self id, op sel) mtlSize // objc_msgSend_stret on amd64
+	msgSendBool      func(self id, op sel) bool
+	msgSendReflect   func(self id, op sel, fn id, options uint, reflection, err *id) id
 )
 
 // Selectors and classes, bound in load.
@@ -127,6 +133,8 @@ var (
 	selNewPipeline, selMaxTotalThreads, selExecutionWidth, selCommandBuffer, selComputeEncoder   sel
 	selSetPipeline, selSetBuffer, selSetBytes, selSetThreadgroupMemory, selDispatch              sel
 	selEndEncoding, selCommit, selWait, selStatus, selError                                      sel
+	selHasUnifiedMemory, selOSVersionString, selStaticThreadgroupMemory, selNewPipelineReflect    sel
+	selBindings, selArguments, selType, selIndex, selBufferAlignment                             sel
 
 	clsNSString, clsNSProcessInfo, clsCompileOptions class
 )
@@ -178,6 +186,16 @@ var selectors = map[*sel]string{
 	&selWait:                 "waitUntilCompleted",
 	&selStatus:               "status",
 	&selError:                "error",
+
+	&selHasUnifiedMemory:         "hasUnifiedMemory",
+	&selOSVersionString:          "operatingSystemVersionString",
+	&selStaticThreadgroupMemory:  "staticThreadgroupMemoryLength",
+	&selNewPipelineReflect:       "newComputePipelineStateWithFunction:options:reflection:error:",
+	&selBindings:                 "bindings",
+	&selArguments:                "arguments",
+	&selType:                     "type",
+	&selIndex:                    "index",
+	&selBufferAlignment:          "bufferAlignment",
 }
 
 var (
@@ -253,7 +271,7 @@ func bind() error {
 		&msgSend, &msgSendVoid, &msgSendUint, &msgSendPtr, &msgSendID, &msgSendUintArg,
 		&msgSendBoolArg, &msgSendIsUint, &msgSendIsSel, &msgSendIsVersion, &msgSendUint2,
 		&msgSendBytes, &msgSendNoCopy, &msgSendBufferAt, &msgSendErr1, &msgSendErr2,
-		&msgSendDispatch,
+		&msgSendDispatch, &msgSendBool, &msgSendReflect,
 	} {
 		purego.RegisterFunc(fn, send)
 	}

@@ -172,6 +172,7 @@ func launch(dev *metal.Device, ins [][]byte, encode func(e *metal.Encoder, bufs 
 	err = encode(e, bufs)
 	e.End()
 	if err != nil {
+		cb.Wait() // releases the command buffer, which was not committed
 		return nil, 0, err
 	}
 	start := time.Now()
