@@ -133,7 +133,7 @@ var (
 	selNewPipeline, selMaxTotalThreads, selExecutionWidth, selCommandBuffer, selComputeEncoder   sel
 	selSetPipeline, selSetBuffer, selSetBytes, selSetThreadgroupMemory, selDispatch              sel
 	selEndEncoding, selCommit, selWait, selStatus, selError                                      sel
-	selHasUnifiedMemory, selOSVersionString, selStaticThreadgroupMemory, selNewPipelineReflect    sel
+	selHasUnifiedMemory, selOSVersionString, selStaticThreadgroupMemory, selNewPipelineReflect   sel
 	selBindings, selArguments, selType, selIndex, selBufferAlignment                             sel
 
 	clsNSString, clsNSProcessInfo, clsCompileOptions class
@@ -187,15 +187,15 @@ var selectors = map[*sel]string{
 	&selStatus:               "status",
 	&selError:                "error",
 
-	&selHasUnifiedMemory:         "hasUnifiedMemory",
-	&selOSVersionString:          "operatingSystemVersionString",
-	&selStaticThreadgroupMemory:  "staticThreadgroupMemoryLength",
-	&selNewPipelineReflect:       "newComputePipelineStateWithFunction:options:reflection:error:",
-	&selBindings:                 "bindings",
-	&selArguments:                "arguments",
-	&selType:                     "type",
-	&selIndex:                    "index",
-	&selBufferAlignment:          "bufferAlignment",
+	&selHasUnifiedMemory:        "hasUnifiedMemory",
+	&selOSVersionString:         "operatingSystemVersionString",
+	&selStaticThreadgroupMemory: "staticThreadgroupMemoryLength",
+	&selNewPipelineReflect:      "newComputePipelineStateWithFunction:options:reflection:error:",
+	&selBindings:                "bindings",
+	&selArguments:               "arguments",
+	&selType:                    "type",
+	&selIndex:                   "index",
+	&selBufferAlignment:         "bufferAlignment",
 }
 
 var (
