@@ -98,6 +98,23 @@ func (d *Device) MaxThreadsPerThreadgroup() int { return emuMaxThreads }
 // RecommendedWorkingSet is a nominal 8 GiB.
 func (d *Device) RecommendedWorkingSet() uint64 { return emuWorkingSet }
 
+// UnifiedMemory is true: kernels run on the CPU, in the CPU's memory.
+func (d *Device) UnifiedMemory() bool { return true }
+
+// OSVersion is the operating system's name and kernel release, such as
+// "linux 6.1.0-18-amd64".
+func (d *Device) OSVersion() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return runtime.GOOS
+	}
+	return runtime.GOOS + " " + unix.ByteSliceToString(u.Release[:])
+}
+
+// LanguageVersion is the Metal Shading Language version the emulator
+// compiles as (__METAL_VERSION__), within the subset of msl/SUBSET.md.
+func (d *Device) LanguageVersion() string { return "3.1 (the emulator's subset)" }
+
 // Close stops the device's queue. Command buffers committed before Close
 // still complete.
 func (d *Device) Close() {

@@ -101,8 +101,9 @@ func (l *Library) newPipeline(function string) (*Pipeline, error) {
 		return nil, fmt.Errorf("metal: no function %q in the library", function)
 	}
 	defer release(fn)
-	var nserr, reflection id                                                                                     // autoreleased when set
-	state := msgSendReflect(l.device.device, selNewPipelineReflect, fn, pipelineReflection, &reflection, &nserr) // owned
+	// The error and the reflection are autoreleased when set; the state is owned.
+	var nserr, reflection id
+	state := msgSendReflect(l.device.device, selNewPipelineReflect, fn, pipelineReflection, &reflection, &nserr)
 	if state == 0 {
 		return nil, nsError(fmt.Sprintf("pipeline for %q", function), nserr)
 	}

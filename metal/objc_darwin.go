@@ -114,7 +114,6 @@ var (
 	msgSendBytes     func(self id, op sel, p unsafe.Pointer, n, a uint) id
 	msgSendNoCopy    func(self id, op sel, p unsafe.Pointer, n, opts uint, dealloc id) id
 	msgSendBufferAt  func(self id, op sel, buf id, offset, index uint)
-	msgSendErr1      func(self id, op sel, a id, err *id) id
 	msgSendErr2      func(self id, op sel, a, b id, err *id) id
 	msgSendDispatch  func(self id, op sel, groups, threads mtlSize)
 	msgSendSize      func(self id, op sel) mtlSize // objc_msgSend_stret on amd64
@@ -130,7 +129,7 @@ var (
 	selWorkingSet, selMaxBufferLength, selMaxThreadgroupMemory, selNewCommandQueue, selNewBuffer sel
 	selNewBufferWithBytes, selNewBufferNoCopy, selContents, selLength, selSetLanguageVersion     sel
 	selSetFastMath, selSetMathMode, selSetMathFuncs, selNewLibrary, selNewFunction               sel
-	selNewPipeline, selMaxTotalThreads, selExecutionWidth, selCommandBuffer, selComputeEncoder   sel
+	selMaxTotalThreads, selExecutionWidth, selCommandBuffer, selComputeEncoder                   sel
 	selSetPipeline, selSetBuffer, selSetBytes, selSetThreadgroupMemory, selDispatch              sel
 	selEndEncoding, selCommit, selWait, selStatus, selError                                      sel
 	selHasUnifiedMemory, selOSVersionString, selStaticThreadgroupMemory, selNewPipelineReflect   sel
@@ -171,7 +170,6 @@ var selectors = map[*sel]string{
 	&selSetMathFuncs:         "setMathFloatingPointFunctions:",
 	&selNewLibrary:           "newLibraryWithSource:options:error:",
 	&selNewFunction:          "newFunctionWithName:",
-	&selNewPipeline:          "newComputePipelineStateWithFunction:error:",
 	&selMaxTotalThreads:      "maxTotalThreadsPerThreadgroup",
 	&selExecutionWidth:       "threadExecutionWidth",
 	&selCommandBuffer:        "commandBuffer",
@@ -270,7 +268,7 @@ func bind() error {
 	for _, fn := range []any{
 		&msgSend, &msgSendVoid, &msgSendUint, &msgSendPtr, &msgSendID, &msgSendUintArg,
 		&msgSendBoolArg, &msgSendIsUint, &msgSendIsSel, &msgSendIsVersion, &msgSendUint2,
-		&msgSendBytes, &msgSendNoCopy, &msgSendBufferAt, &msgSendErr1, &msgSendErr2,
+		&msgSendBytes, &msgSendNoCopy, &msgSendBufferAt, &msgSendErr2,
 		&msgSendDispatch, &msgSendBool, &msgSendReflect,
 	} {
 		purego.RegisterFunc(fn, send)

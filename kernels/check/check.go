@@ -21,6 +21,7 @@ import (
 type Case struct {
 	Kernel string  // the op and weight type, e.g. "matmul bf16"
 	File   string  // the .metal file of package kernels the kernel is in
+	Family int     // the Apple GPU family the kernel needs (7: simdgroup matrices), 0 for any
 	Shape  string  // e.g. "m=65 n=63 k=67 transB"
 	Tol    float64 // the largest error that passes (see Result.MaxErr)
 	run    func(dev *metal.Device, lib *kernels.Library) (got, want []float32, gpu time.Duration, err error)
@@ -201,7 +202,12 @@ func matmulCase(dt kernels.DType, m, n, k int, transA, transB, accumulate bool) 
 		name = "matvec"
 	}
 	seed := uint64(m*1_000_003 + n*1009 + k)
+	family := 7 // the tiled kernel multiplies simdgroup matrices
+	if m == 1 {
+		family = 0
+	}
 	return Case{
+		Family: family,
 		Kernel: name + " " + dt.String(),
 		File:   "matmul.metal",
 		Shape:  strings.TrimSpace(fmt.Sprintf("m=%d n=%d k=%d %s", m, n, k, strings.Join(flags, " "))),
