@@ -584,7 +584,8 @@ func (dev *Device) execute(cmd *dispatch) error {
 						p.Index, p.Name, b.offset, a, p.Type)
 				}
 				d.buf[p.Index] = unsafe.Add(b.buf.base, b.offset)
-				if cmd.pipe.lib.race && b.buf.Len() > 0 {
+				// Buffers the kernel can write get the race detector's shadow.
+				if cmd.pipe.lib.race && b.buf.Len() > 0 && !strings.Contains(p.Type, "const") {
 					sh, err := b.buf.raceShadow()
 					if err != nil {
 						return fail("%v", err)
