@@ -24,7 +24,7 @@ var (
 	irLoad  = regexp.MustCompile(`^\s*%[-\w.$"]+ = load (?:volatile )?(.*?), ptr addrspace\(([13])\) (%[-\w.$]+|%"[^"]*")`)
 	irStore = regexp.MustCompile(`^\s*store (?:volatile )?(.*), ptr addrspace\(([13])\) (%[-\w.$]+|%"[^"]*")`)
 	// A memory intrinsic: its destination and, for copies, its source.
-	irMem = regexp.MustCompile(`^\s*call void @llvm\.(memcpy|memmove|memset)(?:\.inline)?\.[\w.]+\((.*)\)`)
+	irMem = regexp.MustCompile(`^\s*(?:tail |notail )?call void @llvm\.(memcpy|memmove|memset)(?:\.inline)?\.[\w.]+\((.*)\)`)
 )
 
 // instrument inserts the race detector's hook calls into LLVM IR emitted by
