@@ -797,7 +797,9 @@ __attribute__((always_inline)) inline void tg_access(const char *p, uint64_t n, 
 		return;
 	Thread *t = cur;
 	unsigned ep = g->w->race_epoch, sg = t->sg;
-	unsigned off = (unsigned)(p - g->tg);
+	uintptr_t off = (uintptr_t)(p - g->tg);
+	if (off + n > TG_SPACE)
+		return; // not threadgroup memory of this group: it faults or hits a guard
 	Shadow *sh = g->shadow + off / EMU_RACE_GRAIN, *end = g->shadow + (off + n + EMU_RACE_GRAIN - 1) / EMU_RACE_GRAIN;
 	for (; sh < end; sh++) {
 		if (sh->wep == ep && sh->wlid / 32 != sg)
