@@ -177,6 +177,7 @@ struct Shadow {
 	unsigned short wlid, rlid, r2lid, pad;
 };
 enum { NO_THREAD = 0xffff };
+enum { MEM_THREADGROUP = 2 }; // metal::mem_flags::mem_threadgroup
 
 struct Group {
 	emu_dispatch *d;
@@ -320,7 +321,7 @@ static void barrier(unsigned flags, Site s, const char *what) {
 	g->at_barrier = 0;
 	// A barrier that orders threadgroup memory starts a new epoch for the
 	// race detector.
-	if (flags & 2)
+	if (flags & MEM_THREADGROUP)
 		new_epoch(g);
 }
 
