@@ -270,11 +270,13 @@ func (e *Encoder) Dispatch(groups, threadsPerGroup Size) {
 		e.fail("Dispatch", "%d threads per threadgroup, the pipeline allows %d", threadsPerGroup.Count(), p.maxThreads)
 		return
 	}
-	// Threadgroup memory: the kernel's own plus every length set (rounded
-	// up to 16 bytes), as Metal counts it.
+	// Threadgroup memory: the kernel's own plus the lengths set for its
+	// threadgroup arguments (rounded up to 16 bytes), as Metal counts it.
 	tg := p.staticTG
-	for _, n := range e.tgLen {
-		tg += n
+	for i, n := range e.tgLen {
+		if p.tgArg[i] {
+			tg += n
+		}
 	}
 	if limit := e.cb.device.maxThreadgroupMemory; tg > limit {
 		e.fail("Dispatch", "%d bytes of threadgroup memory (%d declared in the kernel, the rest set), the device allows %d", tg, p.staticTG, limit)

@@ -107,24 +107,25 @@ func (l *Library) newPipeline(function string) (*Pipeline, error) {
 	if state == 0 {
 		return nil, nsError(fmt.Sprintf("pipeline for %q", function), nserr)
 	}
-	return &Pipeline{
+	p := &Pipeline{
 		name:           function,
 		state:          state,
 		maxThreads:     int(msgSendUint(state, selMaxTotalThreads)),
 		executionWidth: int(msgSendUint(state, selExecutionWidth)),
 		staticTG:       int(msgSendUint(state, selStaticThreadgroupMemory)),
-		align:          bufferAlignments(reflection),
-	}, nil
+	}
+	p.reflect(reflection)
+	return p, nil
 }
 
-// bufferAlignments reads, from a pipeline's reflection, the alignment each
-// [[buffer(n)]] argument's data needs, by index (0 where unknown). It uses
-// the bindings of macOS 13 and later, else the older arguments; both
-// answer type, index and, for buffers, bufferAlignment.
-func bufferAlignments(reflection id) [maxBindings]int {
-	var align [maxBindings]int
+// reflect reads, from the pipeline's reflection, the alignment each
+// [[buffer(n)]] argument's data needs and which [[threadgroup(n)]]
+// arguments the kernel has. It uses the bindings of macOS 13 and later,
+// else the older arguments; both answer type and index and, for buffers,
+// bufferAlignment.
+func (p *Pipeline) reflect(reflection id) {
 	if reflection == 0 {
-		return align
+		return
 	}
 	list := selArguments
 	if respondsTo(reflection, selBindings) {
@@ -132,18 +133,21 @@ func bufferAlignments(reflection id) [maxBindings]int {
 	}
 	args := msgSend(reflection, list)
 	if args == 0 {
-		return align
+		return
 	}
 	for i := range msgSendUint(args, selCount) {
 		a := msgSendUintArg(args, selObjectAtIndex, i)
-		if msgSendUint(a, selType) != bindingTypeBuffer {
+		index := msgSendUint(a, selIndex)
+		if index >= maxBindings {
 			continue
 		}
-		if index := msgSendUint(a, selIndex); index < maxBindings {
-			align[index] = int(msgSendUint(a, selBufferAlignment))
+		switch msgSendUint(a, selType) {
+		case bindingTypeBuffer:
+			p.align[index] = int(msgSendUint(a, selBufferAlignment))
+		case bindingTypeThreadgroup:
+			p.tgArg[index] = true
 		}
 	}
-	return align
 }
 
 // Release frees the library and every pipeline made from it. Command
@@ -170,8 +174,9 @@ type Pipeline struct {
 	state          id // owned MTLComputePipelineState, released by Library.Release
 	maxThreads     int
 	executionWidth int
-	staticTG       int              // bytes of threadgroup memory the kernel declares
-	align          [maxBindings]int // alignment of each [[buffer(n)]]'s data, 0 if unknown
+	staticTG       int               // bytes of threadgroup memory the kernel declares
+	align          [maxBindings]int  // alignment of each [[buffer(n)]]'s data, 0 if unknown
+	tgArg          [maxBindings]bool // which [[threadgroup(n)]] arguments the kernel has
 }
 
 // MaxTotalThreadsPerThreadgroup is the most threads one threadgroup of this

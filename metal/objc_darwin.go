@@ -83,8 +83,9 @@ const (
 	maxAppleFamily     = 9
 	// MTLPipelineOptionArgumentInfo | MTLPipelineOptionBufferTypeInfo: the
 	// reflection a pipeline is made with, for the buffers' alignments.
-	pipelineReflection = 1<<0 | 1<<1
-	bindingTypeBuffer  = 0 // MTLBindingTypeBuffer and MTLArgumentTypeBuffer
+	pipelineReflection     = 1<<0 | 1<<1
+	bindingTypeBuffer      = 0 // MTLBindingTypeBuffer and MTLArgumentTypeBuffer
+	bindingTypeThreadgroup = 1 // MTLBindingTypeThreadgroupMemory and MTLArgumentTypeThreadgroupMemory
 )
 
 // C functions.
