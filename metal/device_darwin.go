@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -22,6 +24,10 @@ type Device struct {
 	workingSet           uint64
 	maxBufferLength      int
 	maxThreadgroupMemory int
+	unifiedMemory        bool
+	osVersion            string
+
+	pending atomic.Int64 // command buffers made and not waited for
 }
 
 // Open returns the system default GPU. If Metal names no default device
@@ -54,7 +60,10 @@ func open() (*Device, error) {
 		return nil, errors.New("metal: cannot create a command queue")
 	}
 	threads := msgSendSize(dev, selMaxThreads)
+	info := msgSend(id(clsNSProcessInfo), selProcessInfo)
 	return &Device{
+		unifiedMemory:        respondsTo(dev, selHasUnifiedMemory) && msgSendBool(dev, selHasUnifiedMemory),
+		osVersion:            "macOS " + strings.TrimPrefix(goString(msgSend(info, selOSVersionString)), "Version "),
 		device:               dev,
 		queue:                queue,
 		name:                 goString(msgSend(dev, selName)),
@@ -94,11 +103,34 @@ func (d *Device) MaxThreadsPerThreadgroup() int { return d.maxThreads }
 // without hurting performance, Metal's recommendedMaxWorkingSetSize.
 func (d *Device) RecommendedWorkingSet() uint64 { return d.workingSet }
 
+// UnifiedMemory reports whether the CPU and the GPU share memory (every
+// Apple silicon Mac).
+func (d *Device) UnifiedMemory() bool { return d.unifiedMemory }
+
+// OSVersion is the operating system's version, such as
+// "macOS 14.5 (Build 23F79)".
+func (d *Device) OSVersion() string { return d.osVersion }
+
+// LanguageVersion is the Metal Shading Language version libraries are
+// compiled with.
+func (d *Device) LanguageVersion() string {
+	if haveMSL31 {
+		return "3.1"
+	}
+	return "the newest before 3.1 (macOS 13 or older)"
+}
+
+// PendingCommandBuffers is the number of command buffers made and not yet
+// waited for.
+func (d *Device) PendingCommandBuffers() int { return int(d.pending.Load()) }
+
 // Close releases the device. Buffers, libraries and command buffers made
 // from it must be released or waited for first. Closing twice does nothing.
 func (d *Device) Close() {
-	release(d.queue)
-	release(d.device)
+	withPool(func() {
+		release(d.queue)
+		release(d.device)
+	})
 	d.queue, d.device = 0, 0
 }
 
@@ -115,8 +147,7 @@ func (d *Device) NewBuffer(length int) (*Buffer, error) {
 		return nil, err
 	}
 	// newBufferWithLength:options: fills the new buffer with zeros.
-	buf := msgSendUint2(d.device, selNewBuffer, uint(length), storageModeShared)
-	return d.wrap(buf, length)
+	return d.wrap(length, func() id { return msgSendUint2(d.device, selNewBuffer, uint(length), storageModeShared) })
 }
 
 // NewBufferFrom returns a buffer holding a copy of b.
@@ -124,8 +155,9 @@ func (d *Device) NewBufferFrom(b []byte) (*Buffer, error) {
 	if err := d.checkLength(len(b)); err != nil {
 		return nil, err
 	}
-	buf := msgSendBytes(d.device, selNewBufferWithBytes, unsafe.Pointer(unsafe.SliceData(b)), uint(len(b)), storageModeShared)
-	return d.wrap(buf, len(b))
+	return d.wrap(len(b), func() id {
+		return msgSendBytes(d.device, selNewBufferWithBytes, unsafe.Pointer(unsafe.SliceData(b)), uint(len(b)), storageModeShared)
+	})
 }
 
 // NewBufferNoCopy returns a buffer that uses mem itself as its storage, so
@@ -144,8 +176,7 @@ func (d *Device) NewBufferNoCopy(mem []byte) (*Buffer, error) {
 	if uintptr(p)%uintptr(page) != 0 || len(mem)%page != 0 {
 		return nil, fmt.Errorf("metal: no-copy buffer of %d bytes at %p is not page-aligned (page size %d)", len(mem), p, page)
 	}
-	buf := msgSendNoCopy(d.device, selNewBufferNoCopy, p, uint(len(mem)), storageModeShared, 0)
-	return d.wrap(buf, len(mem))
+	return d.wrap(len(mem), func() id { return msgSendNoCopy(d.device, selNewBufferNoCopy, p, uint(len(mem)), storageModeShared, 0) })
 }
 
 // errClosed is returned by a Device's methods after Close.
@@ -161,12 +192,20 @@ func (d *Device) checkLength(length int) error {
 	return nil
 }
 
-// wrap takes ownership of buf, a new MTLBuffer of length bytes or nil.
-func (d *Device) wrap(buf id, length int) (*Buffer, error) {
+// wrap calls create, which returns a new owned MTLBuffer of length bytes or
+// nil, inside an autorelease pool (Metal may autorelease objects of its own
+// while allocating), and takes ownership of the buffer.
+func (d *Device) wrap(length int, create func() id) (*Buffer, error) {
+	var buf id
+	var contents unsafe.Pointer
+	withPool(func() {
+		if buf = create(); buf != 0 {
+			contents = msgSendPtr(buf, selContents)
+		}
+	})
 	if buf == 0 {
 		return nil, fmt.Errorf("metal: cannot allocate a buffer of %d bytes", length)
 	}
-	contents := msgSendPtr(buf, selContents)
 	return &Buffer{buffer: buf, bytes: unsafe.Slice((*byte)(contents), length)}, nil
 }
 
@@ -180,6 +219,6 @@ func (b *Buffer) Bytes() []byte { return b.bytes }
 // Release frees the buffer. Command buffers already committed keep the
 // memory alive until they complete. Releasing twice does nothing.
 func (b *Buffer) Release() {
-	release(b.buffer)
+	withPool(func() { release(b.buffer) })
 	b.buffer, b.bytes = 0, nil
 }

@@ -15,8 +15,10 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -59,6 +61,7 @@ type Device struct {
 	queue   chan *CommandBuffer
 	mu      sync.Mutex // guards closed and sends on queue
 	closed  bool
+	pending atomic.Int64 // command buffers made and not waited for
 }
 
 // Open returns the emulator device. It needs clang-19 (see msl.Clang) to
@@ -95,6 +98,23 @@ func (d *Device) MaxThreadsPerThreadgroup() int { return emuMaxThreads }
 // RecommendedWorkingSet is a nominal 8 GiB.
 func (d *Device) RecommendedWorkingSet() uint64 { return emuWorkingSet }
 
+// UnifiedMemory is true: kernels run on the CPU, in the CPU's memory.
+func (d *Device) UnifiedMemory() bool { return true }
+
+// OSVersion is the operating system's name and kernel release, such as
+// "linux 6.1.0-18-amd64".
+func (d *Device) OSVersion() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return runtime.GOOS
+	}
+	return runtime.GOOS + " " + unix.ByteSliceToString(u.Release[:])
+}
+
+// LanguageVersion is the Metal Shading Language version the emulator
+// compiles as (__METAL_VERSION__), within the subset of msl/SUBSET.md.
+func (d *Device) LanguageVersion() string { return "3.1 (the emulator's subset)" }
+
 // Close stops the device's queue. Command buffers committed before Close
 // still complete.
 func (d *Device) Close() {
@@ -126,6 +146,24 @@ type Buffer struct {
 	base   unsafe.Pointer // &data[0], also for an empty buffer
 	guard  uintptr        // start of the guard page, 0 if none
 	mapped bool
+	// shadow is the race detector's record of the last writes to the
+	// buffer, allocated when a library with the detector first binds it.
+	shadow []byte
+}
+
+// raceShadow returns b's race-detector shadow: one 8-byte entry per
+// EMU_RACE_GRAIN bytes, in memory that takes pages only where written.
+func (b *Buffer) raceShadow() (unsafe.Pointer, error) {
+	if b.shadow == nil {
+		n := (len(b.data) + C.EMU_RACE_GRAIN - 1) / C.EMU_RACE_GRAIN * 8
+		n = (n + pageSize - 1) / pageSize * pageSize
+		m, err := unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON|unix.MAP_NORESERVE)
+		if err != nil {
+			return nil, fmt.Errorf("allocating the race detector's shadow of a %d-byte buffer: %w", len(b.data), err)
+		}
+		b.shadow = m
+	}
+	return unsafe.Pointer(&b.shadow[0]), nil
 }
 
 var pageSize = os.Getpagesize()
@@ -187,7 +225,10 @@ func (b *Buffer) Release() {
 	if b.mapped {
 		unix.Munmap(b.mem)
 	}
-	b.mem, b.data, b.base, b.mapped = nil, nil, nil, false
+	if b.shadow != nil {
+		unix.Munmap(b.shadow)
+	}
+	b.mem, b.data, b.base, b.mapped, b.shadow = nil, nil, nil, false, nil
 }
 
 // Library is compiled MSL: a shared object built by clang.
@@ -196,6 +237,7 @@ type Library struct {
 	run     unsafe.Pointer
 	where   unsafe.Pointer
 	scratch uint64
+	race    bool // built with the race detector
 	kernels map[string]msl.Kernel
 
 	mu    sync.Mutex
@@ -210,7 +252,7 @@ type Library struct {
 // positions in the source ("program_source:LINE:COL", or the file names of
 // #line directives).
 func (d *Device) NewLibrary(source string, opts CompileOptions) (*Library, error) {
-	built, err := msl.Build(source, opts.FastMath)
+	built, err := msl.Build(source, msl.Options{FastMath: opts.FastMath, Race: !opts.NoRaceDetector})
 	if err != nil {
 		return nil, fmt.Errorf("metal: %w", err)
 	}
@@ -222,7 +264,7 @@ func (d *Device) NewLibrary(source string, opts CompileOptions) (*Library, error
 		defer C.free(unsafe.Pointer(cerr))
 		return nil, fmt.Errorf("metal: loading %s: %s", built.Path, C.GoString(cerr))
 	}
-	l := &Library{handle: h, kernels: map[string]msl.Kernel{}, pipes: map[string]*Pipeline{}}
+	l := &Library{handle: h, race: !opts.NoRaceDetector, kernels: map[string]msl.Kernel{}, pipes: map[string]*Pipeline{}}
 	for _, k := range built.Kernels {
 		l.kernels[k.Name] = k
 	}
@@ -270,6 +312,15 @@ func (l *Library) Pipeline(function string) (*Pipeline, error) {
 		return nil, fmt.Errorf("metal: kernel function %q has no entry point", function)
 	}
 	p := &Pipeline{lib: l, kernel: k, entry: entry}
+	if a := l.sym("__emu_a_" + function); a != nil {
+		n := 0
+		for _, q := range k.Params {
+			if q.Kind == msl.BufferParam {
+				n++
+			}
+		}
+		p.align = slices.Clone(unsafe.Slice((*uint32)(a), n))
+	}
 	l.pipes[function] = p
 	return p, nil
 }
@@ -290,6 +341,7 @@ type Pipeline struct {
 	lib    *Library
 	kernel msl.Kernel
 	entry  unsafe.Pointer
+	align  []uint32 // alignment of each buffer parameter's data, in order
 }
 
 // MaxTotalThreadsPerThreadgroup is 1024 for every kernel.
@@ -298,18 +350,29 @@ func (p *Pipeline) MaxTotalThreadsPerThreadgroup() int { return emuMaxThreads }
 // ThreadExecutionWidth is the SIMD-group width, 32.
 func (p *Pipeline) ThreadExecutionWidth() int { return emuSIMDWidth }
 
+// PendingCommandBuffers is the number of command buffers made and not yet
+// waited for.
+func (d *Device) PendingCommandBuffers() int { return int(d.pending.Load()) }
+
 // CommandBuffer holds dispatches until it is committed.
 type CommandBuffer struct {
 	dev       *Device
 	cmds      []*dispatch
 	enc       *Encoder
 	committed bool
+	waited    bool
 	done      chan struct{}
 	err       error
 }
 
-// NewCommandBuffer returns an empty command buffer.
+// NewCommandBuffer returns an empty command buffer. It fails when
+// MaxPendingCommandBuffers are made and not waited for, where Metal would
+// block for ever.
 func (d *Device) NewCommandBuffer() (*CommandBuffer, error) {
+	if d.pending.Add(1) > MaxPendingCommandBuffers {
+		d.pending.Add(-1)
+		return nil, fmt.Errorf("metal: %d command buffers are not waited for (Metal would block)", MaxPendingCommandBuffers)
+	}
 	return &CommandBuffer{dev: d, done: make(chan struct{})}, nil
 }
 
@@ -347,7 +410,14 @@ func (c *CommandBuffer) Commit() {
 // dispatches: a bad argument binding, barrier divergence, an out-of-bounds
 // access, or another fault in kernel code. Dispatches after a failed one do
 // not run.
+//
+// Wait on a command buffer that was not committed releases it and returns
+// an error.
 func (c *CommandBuffer) Wait() error {
+	if !c.waited {
+		c.waited = true
+		c.dev.pending.Add(-1)
+	}
 	if !c.committed {
 		return errors.New("metal: Wait on a command buffer that was not committed")
 	}
@@ -492,7 +562,11 @@ func (dev *Device) execute(cmd *dispatch) error {
 		return [3]C.uint32_t{C.uint32_t(max(s.X, 1)), C.uint32_t(max(s.Y, 1)), C.uint32_t(max(s.Z, 1))}
 	}
 	d.groups, d.threads = size(cmd.groups), size(cmd.threads)
-	tgTotal := 0
+	if cmd.pipe.lib.race {
+		d.race = 1
+		d.serial = C.uint32_t(nextSerial())
+	}
+	tgTotal, nbuf := 0, 0
 	for _, p := range k.Params {
 		switch p.Kind {
 		case msl.BufferParam:
@@ -505,7 +579,21 @@ func (dev *Device) execute(cmd *dispatch) error {
 				if b.offset < 0 || b.offset > b.buf.Len() {
 					return fail("offset %d outside buffer %d (%s) of %d bytes", b.offset, p.Index, p.Name, b.buf.Len())
 				}
+				if a := int(cmd.pipe.align[nbuf]); a > 1 && b.offset%a != 0 {
+					return fail("buffer %d (%s) is bound at offset %d, not a multiple of %d, the alignment of its data (%s)",
+						p.Index, p.Name, b.offset, a, p.Type)
+				}
 				d.buf[p.Index] = unsafe.Add(b.buf.base, b.offset)
+				// Buffers the kernel can write get the race detector's shadow.
+				if cmd.pipe.lib.race && b.buf.Len() > 0 && !strings.Contains(p.Type, "const") {
+					sh, err := b.buf.raceShadow()
+					if err != nil {
+						return fail("%v", err)
+					}
+					w := &d.wbuf[d.nwbuf]
+					w.base, w.len, w.shadow, w.index = (*C.char)(b.buf.base), C.uint64_t(b.buf.Len()), (*C.uint64_t)(sh), C.uint32_t(p.Index)
+					d.nwbuf++
+				}
 			case b.bytes != nil:
 				// Set-bytes data gets zero padding: params structs are read whole.
 				m := C.calloc(1, C.size_t(len(b.bytes)+256))
@@ -515,6 +603,7 @@ func (dev *Device) execute(cmd *dispatch) error {
 			default:
 				return fail("buffer %d (%s) is not set", p.Index, p.Name)
 			}
+			nbuf++
 		case msl.ThreadgroupParam:
 			n := cmd.tgLen[p.Index]
 			if n <= 0 {
@@ -587,6 +676,35 @@ func (dev *Device) execute(cmd *dispatch) error {
 	return first
 }
 
+var serial atomic.Uint32
+
+// nextSerial numbers dispatches for the race detector, skipping 0.
+func nextSerial() uint32 {
+	for {
+		if s := serial.Add(1); s != 0 {
+			return s
+		}
+	}
+}
+
+// nameArgs adds the parameter names to the "[[buffer(n)]]" and
+// "[[threadgroup(n)]]" of a message from the kernel side.
+func nameArgs(msg string, k msl.Kernel) string {
+	for _, p := range k.Params {
+		attr := ""
+		switch p.Kind {
+		case msl.BufferParam:
+			attr = fmt.Sprintf("[[buffer(%d)]]", p.Index)
+		case msl.ThreadgroupParam:
+			attr = fmt.Sprintf("[[threadgroup(%d)]]", p.Index)
+		default:
+			continue
+		}
+		msg = strings.ReplaceAll(msg, attr, attr+" ("+p.Name+")")
+	}
+	return msg
+}
+
 // describe turns a worker's failure into an error naming the kernel, the
 // thread and, for faults, the buffer.
 func (dev *Device) describe(kernel string, rc C.int, w *C.emu_worker, cmd *dispatch) error {
@@ -599,7 +717,7 @@ func (dev *Device) describe(kernel string, rc C.int, w *C.emu_worker, cmd *dispa
 	case -1:
 		return fmt.Errorf("metal: kernel %q: out of memory for the emulator's scratch space", kernel)
 	case 1:
-		return fmt.Errorf("metal: kernel %q: %s%s", kernel, C.GoString(&w.msg[0]), where)
+		return fmt.Errorf("metal: kernel %q: %s%s", kernel, nameArgs(C.GoString(&w.msg[0]), cmd.pipe.kernel), where)
 	}
 	addr := uintptr(w.fault_addr)
 	sig := unix.SignalName(unix.Signal(w.signo))

@@ -89,6 +89,7 @@ int emu_worker_scratch(emu_worker *w, uint64_t len) {
 	free(w->scratch);
 	w->scratch = malloc(len + 64);
 	w->scratch_len = w->scratch ? len : 0;
+	w->race_epoch = 0;
 	return w->scratch ? 0 : -1;
 }
 

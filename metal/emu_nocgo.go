@@ -2,7 +2,10 @@
 
 package metal
 
-import "errors"
+import (
+	"errors"
+	"runtime"
+)
 
 // errNoCgo is what every entry point returns: the MSL emulator loads
 // clang-built kernels and handles their faults through cgo.
@@ -25,6 +28,15 @@ func (d *Device) MaxThreadsPerThreadgroup() int { return 0 }
 
 // RecommendedWorkingSet is 0: no device.
 func (d *Device) RecommendedWorkingSet() uint64 { return 0 }
+
+// UnifiedMemory is false: no device.
+func (d *Device) UnifiedMemory() bool { return false }
+
+// OSVersion is the operating system's name.
+func (d *Device) OSVersion() string { return runtime.GOOS }
+
+// LanguageVersion is empty: no device compiles anything.
+func (d *Device) LanguageVersion() string { return "" }
 
 // Close does nothing.
 func (d *Device) Close() {}
@@ -78,6 +90,9 @@ type CommandBuffer struct{}
 
 // NewCommandBuffer fails without cgo.
 func (d *Device) NewCommandBuffer() (*CommandBuffer, error) { return nil, errNoCgo }
+
+// PendingCommandBuffers is 0: no command buffer can be made.
+func (d *Device) PendingCommandBuffers() int { return 0 }
 
 // Encoder returns an encoder that records nothing.
 func (c *CommandBuffer) Encoder() *Encoder { return &Encoder{} }

@@ -57,8 +57,14 @@ func run(t *testing.T, src, kernel string, groups, threads metal.Size, bufs ...[
 // runTG is run with threadgroup memory lengths by [[threadgroup(n)]] index.
 func runTG(t *testing.T, src, kernel string, groups, threads metal.Size, tg map[int]int, bufs ...[]float32) ([][]float32, error) {
 	t.Helper()
+	return runOpts(t, metal.CompileOptions{}, src, kernel, groups, threads, tg, bufs...)
+}
+
+// runOpts is runTG with compile options.
+func runOpts(t *testing.T, opts metal.CompileOptions, src, kernel string, groups, threads metal.Size, tg map[int]int, bufs ...[]float32) ([][]float32, error) {
+	t.Helper()
 	d := device(t)
-	lib, err := d.NewLibrary(src, metal.CompileOptions{})
+	lib, err := d.NewLibrary(src, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -328,14 +334,18 @@ kernel void k(device float* x [[buffer(0)]], uint i [[thread_position_in_threadg
 	threadgroup float t[64];
 	threadgroup float u[8];
 	t[i + 1] = 1;
-	u[i % 8] = t[i];
+	threadgroup_barrier(mem_flags::mem_threadgroup);
+	if (i < 8)
+		u[i] = t[i];
+	threadgroup_barrier(mem_flags::mem_threadgroup);
 	x[i] = u[i % 8];
 }`, 64, []string{"threadgroup array t (program_source:5) written past its end (at byte 0 after it)"}},
 		{"threadgroup argument overrun", `
 kernel void k(device float* x [[buffer(0)]], threadgroup float* t [[threadgroup(2)]], uint i [[thread_position_in_threadgroup]]) {
 	t[i] = x[i];
-	t[64 + i % 2] = 0;
-}`, 64, []string{"[[threadgroup(2)]] memory written past its end (at byte 0 after it)"}},
+	if (i < 2)
+		t[64 + i] = 0;
+}`, 64, []string{"[[threadgroup(2)]] (t) memory written past its end (at byte 0 after it)"}},
 		{"simdgroup matrix in divergent code", `
 kernel void k(device float* x [[buffer(0)]], uint lane [[thread_index_in_simdgroup]]) {
 	if (lane < 16) {
@@ -399,22 +409,29 @@ kernel void one(device float* x [[buffer(0)]], uint i [[thread_position_in_grid]
 	}
 }
 
-// TestMissingBarrierReadsNaN shows why threadgroup memory starts as NaN: a
-// thread reading a neighbour's slot without a barrier sees NaN, always.
-func TestMissingBarrierReadsNaN(t *testing.T) {
+// TestMissingBarrierIsARace reads a neighbour's threadgroup slot without a
+// barrier: the race detector reports it, and without the detector the read
+// sees NaN, always (threadgroup memory starts as NaN).
+func TestMissingBarrierIsARace(t *testing.T) {
 	src := header + `
 kernel void k(device float* x [[buffer(0)]], uint i [[thread_position_in_threadgroup]], uint n [[threads_per_threadgroup]]) {
 	threadgroup float t[64];
 	t[i] = 1.0f;
 	x[i] = t[(i + 1) % n];   // no barrier
 }`
-	out, err := run(t, src, "k", metal.Size{X: 1}, metal.Size{X: 64}, make([]float32, 64))
+	_, err := run(t, src, "k", metal.Size{X: 1}, metal.Size{X: 64}, make([]float32, 64))
+	want := `kernel "k": data race on threadgroup array t (program_source:5), byte 128: ` +
+		`thread 31 (31,0,0; SIMD group 0) read it and thread 32 (32,0,0; SIMD group 1) wrote it`
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("got error %v, want one containing %q", err, want)
+	}
+	out, err := runOpts(t, metal.CompileOptions{NoRaceDetector: true}, src, "k", metal.Size{X: 1}, metal.Size{X: 64}, nil, make([]float32, 64))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i, v := range out[0][:63] {
 		if !math.IsNaN(float64(v)) {
-			t.Fatalf("x[%d] = %v, want NaN", i, v)
+			t.Fatalf("without the detector: x[%d] = %v, want NaN", i, v)
 		}
 	}
 }
@@ -690,5 +707,109 @@ kernel void add(device const float* a [[buffer(0)]], device float* b [[buffer(1)
 	// Five threads from offset 8 run one element past the end.
 	if err := dispatch(8, 5); err == nil || !strings.Contains(err.Error(), "byte 24 of a 24-byte buffer bound at offset 8") {
 		t.Errorf("overrun from an offset: got %v", err)
+	}
+}
+
+// TestRaces runs kernels with and without data races: a race is an error
+// naming the memory and both threads; lanes of one SIMD group, atomics and
+// accesses ordered by barriers are not races.
+func TestRaces(t *testing.T) {
+	tests := []struct {
+		name, src string
+		groups    int
+		want      string // "" for no error
+	}{
+		{"write after write", `
+kernel void k(device float* x [[buffer(0)]], uint i [[thread_index_in_threadgroup]]) {
+	threadgroup float t[4];
+	t[i % 4] = i;
+	threadgroup_barrier(mem_flags::mem_threadgroup);
+	x[i] = t[i % 4];
+}`, 1, "data race on threadgroup array t (program_source:5), byte 0: thread 28 (28,0,0; SIMD group 0) wrote it and thread 32 (32,0,0; SIMD group 1) wrote it with no threadgroup_barrier(mem_threadgroup) between, in threadgroup (0,0,0)"},
+		{"write after read", `
+kernel void k(device float* x [[buffer(0)]], uint i [[thread_index_in_threadgroup]]) {
+	threadgroup float t[64];
+	x[i] = t[i % 32];
+	if (i >= 32)
+		t[i - 32] = 1;
+}`, 1, "byte 0: thread 0 (0,0,0; SIMD group 0) read it and thread 32 (32,0,0; SIMD group 1) wrote it"},
+		{"a barrier without mem_threadgroup does not order", `
+kernel void k(device float* x [[buffer(0)]], uint i [[thread_index_in_threadgroup]]) {
+	threadgroup float t[64];
+	t[i] = i;
+	threadgroup_barrier(mem_flags::mem_device);
+	x[i] = t[63 - i];
+}`, 1, "data race on threadgroup array t"},
+		{"simdgroup matrices of two SIMD groups", `
+kernel void k(device float* x [[buffer(0)]], uint sg [[simdgroup_index_in_threadgroup]]) {
+	threadgroup float t[64];
+	simdgroup_float8x8 m = make_filled_simdgroup_matrix<float, 8, 8>(sg);
+	if (sg == 0)
+		simdgroup_store(m, t, 8);
+	simdgroup_load(m, t, 8);
+	simdgroup_store(m, x + sg * 64, 8);
+}`, 1, "thread 0 (0,0,0; SIMD group 0) wrote it and thread 32 (32,0,0; SIMD group 1) read it"},
+		{"device memory written by two threadgroups", `
+kernel void k(device float* x [[buffer(0)]], uint g [[threadgroup_position_in_grid]], uint i [[thread_index_in_threadgroup]]) {
+	x[(g * 64 + i) % 96] = 1;
+}`, 2, "both wrote byte 0 of the buffer bound to [[buffer(0)]] (x) in one dispatch"},
+		{"ordered by barriers", `
+kernel void k(device float* x [[buffer(0)]], uint g [[threadgroup_position_in_grid]], uint i [[thread_index_in_threadgroup]]) {
+	threadgroup float t[64];
+	t[i] = i;
+	threadgroup_barrier(mem_flags::mem_threadgroup);
+	float v = t[63 - i];
+	threadgroup_barrier(mem_flags::mem_threadgroup);
+	t[i] = v;
+	threadgroup_barrier(mem_flags::mem_threadgroup);
+	x[g * 64 + i] = t[63 - i];
+}`, 2, ""},
+		{"lanes of one SIMD group", `
+kernel void k(device float* x [[buffer(0)]], uint g [[threadgroup_position_in_grid]], uint i [[thread_index_in_threadgroup]]) {
+	threadgroup float t[64];
+	t[i] = i;
+	simdgroup_barrier(mem_flags::mem_threadgroup);
+	x[g * 64 + i] = t[i ^ 1];
+}`, 2, ""},
+		{"reads only", `
+kernel void k(device float* x [[buffer(0)]], uint g [[threadgroup_position_in_grid]], uint i [[thread_index_in_threadgroup]]) {
+	threadgroup float t[1];
+	if (i == 0)
+		t[0] = 1;
+	threadgroup_barrier(mem_flags::mem_threadgroup);
+	x[g * 64 + i] = t[0] + x[0];
+}`, 2, ""},
+		{"atomics", `
+kernel void k(device atomic_float* x [[buffer(0)]], uint i [[thread_index_in_threadgroup]]) {
+	threadgroup atomic_uint n[1];
+	if (i == 0)
+		atomic_store_explicit(&n[0], 0u, memory_order_relaxed);
+	threadgroup_barrier(mem_flags::mem_threadgroup);
+	atomic_fetch_add_explicit(&n[0], 1u, memory_order_relaxed);
+	threadgroup_barrier(mem_flags::mem_threadgroup);
+	atomic_fetch_add_explicit(&x[0], 0.5f, memory_order_relaxed);
+	atomic_fetch_max_explicit(&x[1], float(atomic_load_explicit(&n[0], memory_order_relaxed)), memory_order_relaxed);
+}`, 2, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := run(t, header+tc.src, "k", metal.Size{X: tc.groups}, metal.Size{X: 64}, make([]float32, 128))
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatal(err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("got error %v, want one containing %q", err, tc.want)
+			}
+			if tc.name == "atomics" && (out[0][0] != 64 || out[0][1] != 64) {
+				t.Errorf("atomic float sum %v, max %v, want 64 and 64", out[0][0], out[0][1])
+			}
+			if tc.name == "lanes of one SIMD group" {
+				for i, v := range out[0] {
+					if want := float32(i%64 ^ 1); v != want {
+						t.Fatalf("x[%d] = %v, want %v", i, v, want)
+					}
+				}
+			}
+		})
 	}
 }

@@ -101,17 +101,53 @@ func (l *Library) newPipeline(function string) (*Pipeline, error) {
 		return nil, fmt.Errorf("metal: no function %q in the library", function)
 	}
 	defer release(fn)
-	var nserr id
-	state := msgSendErr1(l.device.device, selNewPipeline, fn, &nserr) // owned
+	// The error and the reflection are autoreleased when set; the state is owned.
+	var nserr, reflection id
+	state := msgSendReflect(l.device.device, selNewPipelineReflect, fn, pipelineReflection, &reflection, &nserr)
 	if state == 0 {
 		return nil, nsError(fmt.Sprintf("pipeline for %q", function), nserr)
 	}
-	return &Pipeline{
+	p := &Pipeline{
 		name:           function,
 		state:          state,
 		maxThreads:     int(msgSendUint(state, selMaxTotalThreads)),
 		executionWidth: int(msgSendUint(state, selExecutionWidth)),
-	}, nil
+		staticTG:       int(msgSendUint(state, selStaticThreadgroupMemory)),
+	}
+	p.reflect(reflection)
+	return p, nil
+}
+
+// reflect reads, from the pipeline's reflection, the alignment each
+// [[buffer(n)]] argument's data needs and which [[threadgroup(n)]]
+// arguments the kernel has. It uses the bindings of macOS 13 and later,
+// else the older arguments; both answer type and index and, for buffers,
+// bufferAlignment.
+func (p *Pipeline) reflect(reflection id) {
+	if reflection == 0 {
+		return
+	}
+	list := selArguments
+	if respondsTo(reflection, selBindings) {
+		list = selBindings
+	}
+	args := msgSend(reflection, list)
+	if args == 0 {
+		return
+	}
+	for i := range msgSendUint(args, selCount) {
+		a := msgSendUintArg(args, selObjectAtIndex, i)
+		index := msgSendUint(a, selIndex)
+		if index >= maxBindings {
+			continue
+		}
+		switch msgSendUint(a, selType) {
+		case bindingTypeBuffer:
+			p.align[index] = int(msgSendUint(a, selBufferAlignment))
+		case bindingTypeThreadgroup:
+			p.tgArg[index] = true
+		}
+	}
 }
 
 // Release frees the library and every pipeline made from it. Command
@@ -120,12 +156,14 @@ func (l *Library) newPipeline(function string) (*Pipeline, error) {
 func (l *Library) Release() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for name, p := range l.pipelines {
-		release(p.state)
-		p.state = 0
-		delete(l.pipelines, name)
-	}
-	release(l.library)
+	withPool(func() {
+		for name, p := range l.pipelines {
+			release(p.state)
+			p.state = 0
+			delete(l.pipelines, name)
+		}
+		release(l.library)
+	})
 	l.library = 0
 }
 
@@ -136,6 +174,9 @@ type Pipeline struct {
 	state          id // owned MTLComputePipelineState, released by Library.Release
 	maxThreads     int
 	executionWidth int
+	staticTG       int               // bytes of threadgroup memory the kernel declares
+	align          [maxBindings]int  // alignment of each [[buffer(n)]]'s data, 0 if unknown
+	tgArg          [maxBindings]bool // which [[threadgroup(n)]] arguments the kernel has
 }
 
 // MaxTotalThreadsPerThreadgroup is the most threads one threadgroup of this

@@ -11,9 +11,27 @@
 // [CommandBuffer.Wait]. Code above this package cannot tell the two apart
 // except by speed.
 //
+// The emulator also detects data races, unless compiled with
+// [CompileOptions.NoRaceDetector]: a thread accessing a word of threadgroup
+// memory that a thread of another SIMD group wrote since the last
+// threadgroup_barrier(mem_threadgroup) they both passed, or writing a word
+// such a thread read or wrote; and two threadgroups of one dispatch writing
+// the same bytes of device memory. Lanes of one SIMD group execute in
+// lockstep and do not race with each other; atomic operations never race.
+// A race is an error from [CommandBuffer.Wait] naming the kernel, the
+// memory (the threadgroup array, or the buffer) and the two threads.
+//
 // A command buffer holds any number of dispatches; nothing is guaranteed to
 // have run, and no error is reported, until [CommandBuffer.Wait] returns.
+// Every command buffer must be waited for, also on error paths (Wait on one
+// never committed just releases it): Metal lets a queue hold 64, and makes
+// the next one wait forever. Both implementations refuse a command buffer
+// beyond [MaxPendingCommandBuffers] with an error instead.
 package metal
+
+// MaxPendingCommandBuffers is how many command buffers a device allows
+// made and not yet waited for: Metal's default per queue.
+const MaxPendingCommandBuffers = 64
 
 // Size is a three-dimensional extent: a number of threadgroups in a grid, or
 // a number of threads in a threadgroup. A zero component counts as 1.
@@ -32,4 +50,10 @@ type CompileOptions struct {
 	// math) for doctor and tests, where results are compared with a
 	// reference; set it for serving.
 	FastMath bool
+
+	// NoRaceDetector builds the emulator's libraries without the data-race
+	// detector (see the package documentation), which slows kernels that
+	// use threadgroup memory down several times. Leave it false for tests
+	// and doctor. On darwin there is no detector and it has no effect.
+	NoRaceDetector bool
 }

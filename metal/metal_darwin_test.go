@@ -72,6 +72,13 @@ func TestDevice(t *testing.T) {
 	if runtime.GOARCH == "arm64" && d.Family() < 7 {
 		t.Errorf("Family = %d on Apple silicon, want at least 7", d.Family())
 	}
+	if runtime.GOARCH == "arm64" && !d.UnifiedMemory() {
+		t.Error("UnifiedMemory = false on Apple silicon")
+	}
+	if v := d.OSVersion(); !strings.HasPrefix(v, "macOS ") || len(v) < len("macOS 1") {
+		t.Errorf("OSVersion = %q", v)
+	}
+	t.Logf("%s, MSL %s", d.OSVersion(), d.LanguageVersion())
 }
 
 const addSource = `

@@ -81,6 +81,11 @@ const (
 	mathFuncsPrecise   = 1 // MTLMathFloatingPointFunctionsPrecise
 	gpuFamilyApple1    = 1001
 	maxAppleFamily     = 9
+	// MTLPipelineOptionArgumentInfo | MTLPipelineOptionBufferTypeInfo: the
+	// reflection a pipeline is made with, for the buffers' alignments.
+	pipelineReflection     = 1<<0 | 1<<1
+	bindingTypeBuffer      = 0 // MTLBindingTypeBuffer and MTLArgumentTypeBuffer
+	bindingTypeThreadgroup = 1 // MTLBindingTypeThreadgroupMemory and MTLArgumentTypeThreadgroupMemory
 )
 
 // C functions.
@@ -110,10 +115,11 @@ var (
 	msgSendBytes     func(self id, op sel, p unsafe.Pointer, n, a uint) id
 	msgSendNoCopy    func(self id, op sel, p unsafe.Pointer, n, opts uint, dealloc id) id
 	msgSendBufferAt  func(self id, op sel, buf id, offset, index uint)
-	msgSendErr1      func(self id, op sel, a id, err *id) id
 	msgSendErr2      func(self id, op sel, a, b id, err *id) id
 	msgSendDispatch  func(self id, op sel, groups, threads mtlSize)
 	msgSendSize      func(self id, op sel) mtlSize // objc_msgSend_stret on amd64
+	msgSendBool      func(self id, op sel) bool
+	msgSendReflect   func(self id, op sel, fn id, options uint, reflection, err *id) id
 )
 
 // Selectors and classes, bound in load.
@@ -124,9 +130,11 @@ var (
 	selWorkingSet, selMaxBufferLength, selMaxThreadgroupMemory, selNewCommandQueue, selNewBuffer sel
 	selNewBufferWithBytes, selNewBufferNoCopy, selContents, selLength, selSetLanguageVersion     sel
 	selSetFastMath, selSetMathMode, selSetMathFuncs, selNewLibrary, selNewFunction               sel
-	selNewPipeline, selMaxTotalThreads, selExecutionWidth, selCommandBuffer, selComputeEncoder   sel
+	selMaxTotalThreads, selExecutionWidth, selCommandBuffer, selComputeEncoder                   sel
 	selSetPipeline, selSetBuffer, selSetBytes, selSetThreadgroupMemory, selDispatch              sel
 	selEndEncoding, selCommit, selWait, selStatus, selError                                      sel
+	selHasUnifiedMemory, selOSVersionString, selStaticThreadgroupMemory, selNewPipelineReflect   sel
+	selBindings, selArguments, selType, selIndex, selBufferAlignment                             sel
 
 	clsNSString, clsNSProcessInfo, clsCompileOptions class
 )
@@ -163,7 +171,6 @@ var selectors = map[*sel]string{
 	&selSetMathFuncs:         "setMathFloatingPointFunctions:",
 	&selNewLibrary:           "newLibraryWithSource:options:error:",
 	&selNewFunction:          "newFunctionWithName:",
-	&selNewPipeline:          "newComputePipelineStateWithFunction:error:",
 	&selMaxTotalThreads:      "maxTotalThreadsPerThreadgroup",
 	&selExecutionWidth:       "threadExecutionWidth",
 	&selCommandBuffer:        "commandBuffer",
@@ -178,6 +185,16 @@ var selectors = map[*sel]string{
 	&selWait:                 "waitUntilCompleted",
 	&selStatus:               "status",
 	&selError:                "error",
+
+	&selHasUnifiedMemory:        "hasUnifiedMemory",
+	&selOSVersionString:         "operatingSystemVersionString",
+	&selStaticThreadgroupMemory: "staticThreadgroupMemoryLength",
+	&selNewPipelineReflect:      "newComputePipelineStateWithFunction:options:reflection:error:",
+	&selBindings:                "bindings",
+	&selArguments:               "arguments",
+	&selType:                    "type",
+	&selIndex:                   "index",
+	&selBufferAlignment:         "bufferAlignment",
 }
 
 var (
@@ -252,8 +269,8 @@ func bind() error {
 	for _, fn := range []any{
 		&msgSend, &msgSendVoid, &msgSendUint, &msgSendPtr, &msgSendID, &msgSendUintArg,
 		&msgSendBoolArg, &msgSendIsUint, &msgSendIsSel, &msgSendIsVersion, &msgSendUint2,
-		&msgSendBytes, &msgSendNoCopy, &msgSendBufferAt, &msgSendErr1, &msgSendErr2,
-		&msgSendDispatch,
+		&msgSendBytes, &msgSendNoCopy, &msgSendBufferAt, &msgSendErr2,
+		&msgSendDispatch, &msgSendBool, &msgSendReflect,
 	} {
 		purego.RegisterFunc(fn, send)
 	}

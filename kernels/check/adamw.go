@@ -28,6 +28,7 @@ func adamWCases() []Case {
 func adamWCase(n, steps int, maxNorm float64) Case {
 	seed := uint64(n*7 + steps)
 	return Case{
+		File:   "adamw.metal",
 		Kernel: "adamw F32",
 		Shape:  fmt.Sprintf("n=%d steps=%d maxnorm=%g", n, steps, maxNorm),
 		// Per step each of param, m and v goes through at most 7 float32

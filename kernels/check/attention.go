@@ -148,6 +148,8 @@ func attnCase(decode bool, sh nn.AttnShape, specs []seg, withLSE bool) Case {
 	}
 	seed := uint64(sh.HeadDim*1009 + sh.Heads*31 + qRows)
 	return Case{
+		File:   "attention.metal",
+		Family: 7, // simdgroup matrices
 		Kernel: kernel,
 		Shape:  attnShapeName(sh, specs, note),
 		Tol:    attnTol(sh.HeadDim, maxKeys(segs), 0),
@@ -200,6 +202,8 @@ func attnBackwardCase(sh nn.AttnShape, specs []seg) Case {
 		nq = max(nq, s.N)
 	}
 	return Case{
+		File:   "attention.metal",
+		Family: 7, // simdgroup matrices
 		Kernel: fmt.Sprintf("attention backward d%d", sh.HeadDim),
 		Shape:  attnShapeName(sh, specs, ""),
 		Tol:    attnTol(sh.HeadDim, maxKeys(segs), nq*sh.Heads/sh.KVHeads),

@@ -18,6 +18,8 @@ import (
 // Case is one kernel run on one shape.
 type Case struct {
 	Kernel string  // the op and weight type, e.g. "matmul bf16"
+	File   string  // the .metal file of package kernels the kernel is in
+	Family int     // the Apple GPU family the kernel needs (7: simdgroup matrices), 0 for any
 	Shape  string  // e.g. "m=65 n=63 k=67 transB"
 	Tol    float64 // the largest error that passes (see Result.MaxErr)
 	run    func(dev *metal.Device, lib *kernels.Library) (got, want []float32, gpu time.Duration, err error)
@@ -142,6 +144,7 @@ func launch(dev *metal.Device, ins [][]byte, encode func(e *metal.Encoder, bufs 
 	err = encode(e, bufs)
 	e.End()
 	if err != nil {
+		cb.Wait() // releases the command buffer, which was not committed
 		return nil, 0, err
 	}
 	start := time.Now()

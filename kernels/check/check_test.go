@@ -5,6 +5,7 @@ package check_test
 import (
 	"testing"
 
+	"github.com/goseal/ttt/kernels"
 	"github.com/goseal/ttt/kernels/check"
 	"github.com/goseal/ttt/metal"
 	"github.com/goseal/ttt/metal/msl"
@@ -29,5 +30,19 @@ func TestProbesOnEmulator(t *testing.T) {
 	}
 	if err := msl.Check(check.ProbeSource()); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestCaseFiles checks that every case names the kernel file it tests, as
+// the planted-barrier test in package kernels relies on.
+func TestCaseFiles(t *testing.T) {
+	files := map[string]bool{}
+	for _, f := range kernels.Files() {
+		files[f] = true
+	}
+	for _, c := range check.Cases() {
+		if !files[c.File] {
+			t.Errorf("%s %s: File %q is not a kernel file", c.Kernel, c.Shape, c.File)
+		}
 	}
 }

@@ -60,6 +60,7 @@ func crossEntropyCase(rows, cols, off, ignored int, alias bool, scale float32, d
 	}
 	seed := uint64(rows*100_003 + cols + off)
 	return Case{
+		File:   "crossentropy.metal",
 		Kernel: "crossentropy F32",
 		Shape:  shape,
 		// The row's Σexp is added in float32: a term passes through at

@@ -55,6 +55,7 @@ func elementwiseCases() []Case {
 func flatCase(kernel string, n, off int, tol float64, ins, outs []func() []float32,
 	want func(ins, outs [][]float32), encode func(l *kernels.Library, e *metal.Encoder, b []kernels.Buf) error) Case {
 	return Case{
+		File:   "elementwise.metal",
 		Kernel: kernel,
 		Shape:  fmt.Sprintf("n=%d off=%d", n, off),
 		Tol:    tol,
@@ -214,6 +215,7 @@ func dropoutCase(n, off int, p float32, seed uint64, alias bool) Case {
 func addBiasCase(dt hf.DType, rows, cols, off int) Case {
 	seed := uint64(rows*7919 + cols*3 + off)
 	return Case{
+		File:   "elementwise.metal",
 		Kernel: "add_bias " + dt.String(),
 		Shape:  fmt.Sprintf("rows=%d cols=%d off=%d", rows, cols, off),
 		Tol:    0, // one correctly rounded addition of an exactly widened bias

@@ -91,6 +91,8 @@ func matmulCase(dt hf.DType, s mm) Case {
 	m, n, k := s.m, s.n, s.k
 	seed := uint64(m*1_000_003 + n*1009 + k)
 	return Case{
+		File:   "matmul.metal",
+		Family: 7, // simdgroup matrices
 		Kernel: "matmul " + dt.String(),
 		Shape:  strings.TrimSpace(fmt.Sprintf("m=%d n=%d k=%d %s", m, n, k, strings.Join(flags, " "))),
 		// Both sides add k products of values in [-1, 1) in float32, in

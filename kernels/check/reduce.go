@@ -91,6 +91,7 @@ func reduceCase(n, off int, square, accumulate, exact bool) Case {
 		tol = (float64(n)/(1<<20) + 43) * 0x1p-24 * (abs + math.Abs(float64(d0))) / math.Max(1, math.Abs(want+float64(d0)))
 	}
 	return Case{
+		File:   "reduce.metal",
 		Kernel: name + " F32",
 		Shape:  shape,
 		Tol:    tol,

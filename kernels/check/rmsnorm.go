@@ -43,6 +43,7 @@ func rmsnormCase(dt hf.DType, rows, cols int) Case {
 	const eps = 1e-6
 	seed := uint64(rows*7919 + cols)
 	return Case{
+		File:   "rmsnorm.metal",
 		Kernel: "rmsnorm " + dt.String(),
 		Shape:  fmt.Sprintf("rows=%d cols=%d", rows, cols),
 		// The mean square sums cols squares in a different order on each
@@ -74,6 +75,7 @@ func rmsnormBackwardCase(dt hf.DType, rows, cols, off int, alias bool) Case {
 		kernel += " dx=dy"
 	}
 	return Case{
+		File:   "rmsnorm.metal",
 		Kernel: kernel,
 		Shape:  fmt.Sprintf("rows=%d cols=%d off=%d", rows, cols, off),
 		// x has magnitudes in [0.5, 1), so inv = 1/rms(x) ≤ 2; w and dy

@@ -58,6 +58,7 @@ func ropeCase(name string, rows, cols, headDim, off int, inverse, bad bool) Case
 		shape += " bad positions"
 	}
 	return Case{
+		File:   "rope.metal",
 		Kernel: kernel,
 		Shape:  shape,
 		// Both sides compute a·cos − b·sin and b·cos + a·sin in the same

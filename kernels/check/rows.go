@@ -70,6 +70,7 @@ func embedCase(dt hf.DType, rows, cols, tableRows, off int, bad bool) Case {
 		shape += " bad ids"
 	}
 	return Case{
+		File:   "rows.metal",
 		Kernel: "embed " + dt.String(),
 		Shape:  shape,
 		Tol:    0,
@@ -104,6 +105,7 @@ func setRowsCase(n, cols, dstRows, off int, bad bool) Case {
 		shape += " bad rows"
 	}
 	return Case{
+		File:   "rows.metal",
 		Kernel: "set_rows",
 		Shape:  shape,
 		Tol:    0,

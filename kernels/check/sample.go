@@ -99,6 +99,7 @@ func peakedRow(r *rand.Rand, cols int) []float32 {
 func sampleCase(kind string, rows, cols int, temperature, topP float32, gen func(*rand.Rand, int) []float32) Case {
 	seed := uint64(rows*1_000_003+cols) ^ uint64(math.Float32bits(temperature)) ^ uint64(math.Float32bits(topP))<<1
 	return Case{
+		File:   "sample.metal",
 		Kernel: "sample F32",
 		Shape:  fmt.Sprintf("%s rows=%d cols=%d temperature=%g topP=%g", kind, rows, cols, temperature, topP),
 		// Ids must be equal. Rows are drawn clear of rounding boundaries

@@ -11,6 +11,18 @@
 #define EMU_MAX_THREADS 1024         // threads per threadgroup
 #define EMU_TG_LIMIT 32768           // threadgroup memory per group, bytes
 #define EMU_MSG_LEN 1024
+#define EMU_RACE_GRAIN 2             // bytes of memory per race-detector shadow entry
+
+// emu_wbuf is a buffer a dispatch may write, for the race detector: base is
+// the buffer's start (not the bound offset), shadow has one entry per
+// EMU_RACE_GRAIN bytes holding (dispatch serial << 32 | threadgroup + 1) of
+// the last write.
+typedef struct emu_wbuf {
+	char *base;
+	uint64_t len;
+	uint64_t *shadow;
+	uint32_t index; // [[buffer(index)]]
+} emu_wbuf;
 
 // emu_dispatch is one dispatch of one kernel: what the host binds, plus the
 // counters the workers share.
@@ -22,6 +34,11 @@ typedef struct emu_dispatch {
 	uint32_t threads[3];              // threads per threadgroup
 	uint32_t next;                    // next threadgroup to run (atomic)
 	int32_t failed;                   // set once any worker fails (atomic)
+	// The race detector, in libraries built with it: on when race is set.
+	uint32_t race;
+	uint32_t serial; // distinct for every dispatch of the process, never 0
+	uint32_t nwbuf;
+	emu_wbuf wbuf[EMU_MAX_BUFFERS];
 } emu_dispatch;
 
 // emu_worker is the state one OS thread runs threadgroups with. The host
@@ -34,6 +51,9 @@ typedef struct emu_worker {
 	uint32_t guard_size;
 	void *scratch;
 	uint64_t scratch_len;
+	// The race detector's threadgroup epoch, kept in scratch's shadow
+	// entries; 0 says they are not initialised (new scratch).
+	uint32_t race_epoch;
 
 	// Set by the kernel side when it reports an error.
 	char msg[EMU_MSG_LEN];

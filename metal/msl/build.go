@@ -116,9 +116,18 @@ func compileFlags(fast bool) []string {
 	return append(f, hostFlags()...)
 }
 
+// Options are the options of Build.
+type Options struct {
+	// FastMath compiles with fast-math flags (see metal.CompileOptions).
+	FastMath bool
+	// Race builds the race detector into the library: hooks before every
+	// threadgroup load and store and every device store (see instrument).
+	Race bool
+}
+
 // Build compiles MSL source for the emulator, or takes the shared object
 // from the cache when the same source was built before.
-func Build(source string, fast bool) (*Library, error) {
+func Build(source string, opts Options) (*Library, error) {
 	clang, err := Clang()
 	if err != nil {
 		return nil, err
@@ -140,10 +149,10 @@ func Build(source string, fast bool) (*Library, error) {
 	if err != nil {
 		return nil, &CompileError{Log: err.Error()}
 	}
-	// The key covers what clang sees: the rewritten source, the shim and
-	// the flags.
+	// The key covers what clang sees: the rewritten source, the shim, the
+	// flags and the instrumentation.
 	h := sha256.New()
-	for _, s := range append([]string{shim, abi, prog.Source, clang}, compileFlags(fast)...) {
+	for _, s := range append([]string{shim, abi, prog.Source, clang, fmt.Sprint(opts.Race)}, compileFlags(opts.FastMath)...) {
 		fmt.Fprintf(h, "%d:%s", len(s), s)
 	}
 	so := filepath.Join(dir, hex.EncodeToString(h.Sum(nil))[:32]+".so")
@@ -156,14 +165,53 @@ func Build(source string, fast bool) (*Library, error) {
 	}
 	tmp.Close()
 	defer os.Remove(tmp.Name())
-	args := append(compileFlags(fast), "-I", inc, "-include", "shim.h", "-o", tmp.Name(), "-", "-lm")
-	if err := runClang(clang, args, prog.Source); err != nil {
-		return nil, err
+	flags := compileFlags(opts.FastMath)
+	if opts.Race {
+		// Clang's unoptimised IR, instrumented, then optimised and compiled:
+		// every access of the source gets its hook, before the optimiser
+		// merges or vectorises accesses.
+		var ir bytes.Buffer
+		args := append(slices.Clone(flags), "-S", "-emit-llvm", "-Xclang", "-disable-llvm-passes", "-I", inc, "-include", "shim.h", "-o", "-", "-")
+		if err := runClang(clang, args, prog.Source, &ir); err != nil {
+			return nil, err
+		}
+		inst, err := instrument(ir.String())
+		if err != nil {
+			return nil, err
+		}
+		args = append(irFlags(flags), "-o", tmp.Name(), "-", "-lm")
+		if err := runClang(clang, args, inst, nil); err != nil {
+			return nil, err
+		}
+	} else {
+		args := append(flags, "-I", inc, "-include", "shim.h", "-o", tmp.Name(), "-", "-lm")
+		if err := runClang(clang, args, prog.Source, nil); err != nil {
+			return nil, err
+		}
 	}
 	if err := os.Rename(tmp.Name(), so); err != nil {
 		return nil, fmt.Errorf("msl: %w", err)
 	}
 	return &Library{Path: so, Kernels: prog.Kernels}, nil
+}
+
+// irFlags turns the flags for compiling C++ into those for compiling its IR.
+func irFlags(flags []string) []string {
+	out := []string{"-x", "ir"}
+	for i := 0; i < len(flags); i++ {
+		switch f := flags[i]; {
+		case f == "-x" || f == "-std=c++17":
+			if f == "-x" {
+				i++
+			}
+		case f == "-Xclang":
+			i++ // front-end options
+		case strings.HasPrefix(f, "-W") || strings.HasPrefix(f, "-fvisibility") || strings.HasPrefix(f, "-fno-rtti") || strings.HasPrefix(f, "-fno-exceptions"):
+		default:
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 func writeAtomic(path string, data []byte) error {
@@ -238,11 +286,16 @@ func preprocess(clang, inc, source string) (string, error) {
 	return out.String(), nil
 }
 
-func runClang(clang string, args []string, input string) error {
+// runClang runs clang with input on its standard input, its output into
+// out if not nil.
+func runClang(clang string, args []string, input string, out *bytes.Buffer) error {
 	var stderr bytes.Buffer
 	cmd := exec.Command(clang, args...)
 	cmd.Stdin = strings.NewReader(input)
 	cmd.Stderr = &stderr
+	if out != nil {
+		cmd.Stdout = out
+	}
 	if err := cmd.Run(); err != nil {
 		if stderr.Len() == 0 {
 			return fmt.Errorf("msl: %s: %w", clang, err)

@@ -44,7 +44,7 @@ func Check(source string) error {
 		return &CompileError{Log: err.Error()}
 	}
 	args := append(append([]string(nil), strictFlags...), "-I", inc, "-include", "strict.h", "-")
-	if err := runClang(clang, args, prog.Source); err != nil {
+	if err := runClang(clang, args, prog.Source, nil); err != nil {
 		return fmt.Errorf("msl: strict check: %w", err)
 	}
 	return nil

@@ -741,9 +741,20 @@ func (r *rewriter) tgDecl(i int) (int, error) {
 	return j + 1, nil
 }
 
-// entry generates the C entry point of kernel k.
+// entry generates the C entry point of kernel k, and __emu_a_NAME, the
+// alignment of each [[buffer(n)]] parameter's data in parameter order.
 func entry(k Kernel) string {
-	var args []string
+	var args, aligns []string
+	for _, p := range k.Params {
+		if p.Kind == BufferParam {
+			aligns = append(aligns, fmt.Sprintf("alignof(%s)", strings.TrimRight(p.Type, "*&")))
+		}
+	}
+	table := ""
+	if len(aligns) > 0 {
+		table = fmt.Sprintf("extern \"C\" __attribute__((visibility(\"default\"))) const unsigned __emu_a_%s[] = {%s};\n",
+			k.Name, strings.Join(aligns, ", "))
+	}
 	for _, p := range k.Params {
 		switch p.Kind {
 		case BufferParam, ThreadgroupParam:
@@ -760,6 +771,6 @@ func entry(k Kernel) string {
 			args = append(args, fmt.Sprintf("::__emu::pos<%s>(%s)", p.Type, builtins[p.Builtin]))
 		}
 	}
-	return fmt.Sprintf("extern \"C\" __attribute__((visibility(\"default\"))) void __emu_k_%s(void) { %s(%s); }\n",
+	return table + fmt.Sprintf("extern \"C\" __attribute__((visibility(\"default\"))) void __emu_k_%s(void) { %s(%s); }\n",
 		k.Name, k.call, strings.Join(args, ", "))
 }

@@ -21,9 +21,12 @@
 
 // ---- Address spaces and function qualifiers ------------------------------
 
-#define device
+// Device and threadgroup memory are address spaces of their own, as in
+// Metal: a thread pointer does not convert to either. The race detector
+// (instrument.go) finds their loads and stores by address space.
+#define device __attribute__((address_space(1)))
 #define constant
-#define threadgroup
+#define threadgroup __attribute__((address_space(3)))
 #define thread
 #define kernel
 #define METAL_FUNC inline __attribute__((always_inline))
@@ -162,6 +165,19 @@ struct alignas(64) Simd {
 };
 
 enum { MAX_TG_DECLS = 64, TG_GUARD = 32 };
+// TG_SPACE is the most threadgroup memory a group uses, guard bytes included.
+enum { TG_SPACE = EMU_TG_LIMIT + (MAX_TG_DECLS + EMU_MAX_BUFFERS) * (TG_GUARD + 16) };
+
+// Shadow is the race detector's record of EMU_RACE_GRAIN bytes of
+// threadgroup memory: the epoch (barrier interval) and thread of the last
+// write, and of the reads in the read epoch, a first reader and a reader of
+// another SIMD group (NO_THREAD if none).
+struct Shadow {
+	unsigned wep, rep;
+	unsigned short wlid, rlid, r2lid, pad;
+};
+enum { NO_THREAD = 0xffff };
+enum { MEM_THREADGROUP = 2 }; // metal::mem_flags::mem_threadgroup
 
 struct Group {
 	emu_dispatch *d;
@@ -178,7 +194,7 @@ struct Group {
 	// Guard bytes after every threadgroup allocation, still 0xFF at the end
 	// of the group unless a thread wrote past the allocation.
 	struct {
-		unsigned off;
+		unsigned start, off; // the allocation's first byte, and its end
 		int arg;          // [[threadgroup(arg)]], or -1 for a declaration
 		const char *what; // the declaration
 	} guards[MAX_TG_DECLS + EMU_MAX_BUFFERS];
@@ -191,6 +207,8 @@ struct Group {
 	int free_stacks[EMU_MAX_THREADS];
 	unsigned nfree;
 	Thread *done; // a thread that returned, whose stack is still to be freed
+	unsigned index; // the threadgroup's linear index in the grid
+	Shadow *shadow; // the race detector's, one per EMU_RACE_GRAIN bytes of tg
 };
 
 extern "C" void __emu_swap(void **save, void *load);
@@ -261,6 +279,19 @@ extern "C" void *memcpy(void *, const void *, size_t);
 
 namespace __emu {
 
+// new_epoch starts a new interval for the race detector: accesses in
+// different epochs are ordered by a barrier.
+static void new_epoch(Group *g) {
+	if (!g->d->race)
+		return;
+	unsigned e = g->w->race_epoch + 1;
+	if (e == 1 || e == 0) { // new scratch, or the epoch wrapped round
+		memset(g->shadow, 0, sizeof(Shadow) * (TG_SPACE / EMU_RACE_GRAIN));
+		e = 1;
+	}
+	g->w->race_epoch = e;
+}
+
 // barrier makes the calling thread wait until every thread of the group
 // waits at the same call site.
 static void barrier(unsigned flags, Site s, const char *what) {
@@ -288,6 +319,10 @@ static void barrier(unsigned flags, Site s, const char *what) {
 		o->state = RUN;
 	}
 	g->at_barrier = 0;
+	// A barrier that orders threadgroup memory starts a new epoch for the
+	// race detector.
+	if (flags & MEM_THREADGROUP)
+		new_epoch(g);
 }
 
 static inline void publish(Simd *s) {
@@ -473,8 +508,8 @@ void *__emu::fiber_stack(char *top) {
 namespace __emu {
 
 static uint64_t scratch_size() {
-	return sizeof(Group) + sizeof(Thread) * EMU_MAX_THREADS + sizeof(Simd) * (EMU_MAX_THREADS / 32) + EMU_TG_LIMIT +
-	       (MAX_TG_DECLS + EMU_MAX_BUFFERS) * (TG_GUARD + 16) + 256;
+	return sizeof(Group) + sizeof(Thread) * EMU_MAX_THREADS + sizeof(Simd) * (EMU_MAX_THREADS / 32) + TG_SPACE +
+	       sizeof(Shadow) * (TG_SPACE / EMU_RACE_GRAIN) + 256;
 }
 
 // check_matrix_uniform reports lanes of one SIMD group that performed
@@ -520,8 +555,10 @@ static int check_tg_guards(Group *g) {
 static int run_group(Group *g, uint32_t index) {
 	emu_dispatch *d = g->d;
 	g->gpos = uint3(index % d->groups[0], index / d->groups[0] % d->groups[1], index / (d->groups[0] * d->groups[1]));
+	g->index = index;
 	g->live = g->nthreads;
 	g->at_barrier = 0;
+	new_epoch(g);
 	memset(g->tg, 0xff, g->tg_used); // uninitialised threadgroup memory reads as NaN
 	for (unsigned i = 0; i < g->nsimd; i++) {
 		Simd *s = &g->simds[i];
@@ -618,6 +655,9 @@ extern "C" __attribute__((visibility("default"))) int __emu_run(emu_dispatch *d,
 	g->simds = (Simd *)p;
 	p += sizeof(Simd) * (EMU_MAX_THREADS / 32);
 	g->tg = p;
+	p += TG_SPACE;
+	p = (char *)(((uintptr_t)p + 63) & ~(uintptr_t)63);
+	g->shadow = (Shadow *)p;
 	g->d = d;
 	g->w = w;
 	g->failed = false;
@@ -633,6 +673,7 @@ extern "C" __attribute__((visibility("default"))) int __emu_run(emu_dispatch *d,
 		if (d->tg_len[i]) {
 			g->tg_arg[i] = g->tg + g->tg_used;
 			g->tg_bytes += (d->tg_len[i] + 15) & ~15u;
+			g->guards[g->nguards].start = g->tg_used;
 			g->guards[g->nguards].off = g->tg_used + d->tg_len[i];
 			g->guards[g->nguards].arg = i;
 			g->nguards++;
@@ -697,6 +738,7 @@ inline void *__emu_tg_alloc(int id, unsigned size, unsigned align, const char *w
 		memset(g->tg + g->tg_used, 0xff, off + size + TG_GUARD - g->tg_used);
 		g->tg_decl[id] = off;
 		g->tg_bytes += size;
+		g->guards[g->nguards].start = off;
 		g->guards[g->nguards].off = off + size;
 		g->guards[g->nguards].arg = -1;
 		g->guards[g->nguards].what = what;
@@ -705,6 +747,152 @@ inline void *__emu_tg_alloc(int id, unsigned size, unsigned align, const char *w
 	}
 	return g->tg + g->tg_decl[id];
 }
+
+
+// ---- The race detector ----------------------------------------------------
+//
+// Libraries built with the detector call these hooks before every load and
+// store through a threadgroup pointer and every store through a device
+// pointer (instrument.go inserts the calls). Atomics are not instrumented.
+//
+// Threadgroup memory: two accesses race when they are in the same epoch (no
+// barrier ordering threadgroup memory between them), at least one writes,
+// and they come from different SIMD groups. Lanes of one SIMD group execute
+// in lockstep, so their accesses to each other's data need no barrier; the
+// emulator performs a simdgroup_load or simdgroup_store once per SIMD group,
+// which the detector sees as one of its lanes.
+//
+// Device memory: two stores by different threadgroups of one dispatch to
+// the same bytes race.
+
+namespace __emu {
+
+// tg_name describes the threadgroup allocation holding byte off.
+static void tg_name(Group *g, unsigned off, char *out, size_t n) {
+	for (unsigned i = 0; i < g->nguards; i++) {
+		if (off < g->guards[i].start || off >= g->guards[i].off + TG_GUARD)
+			continue;
+		if (g->guards[i].arg >= 0)
+			snprintf(out, n, "[[threadgroup(%d)]] memory, byte %u", g->guards[i].arg, off - g->guards[i].start);
+		else
+			snprintf(out, n, "threadgroup array %s, byte %u", g->guards[i].what, off - g->guards[i].start);
+		return;
+	}
+	snprintf(out, n, "threadgroup memory byte %u", off);
+}
+
+[[noreturn]] __attribute__((noinline, cold)) static void tg_race(unsigned off, unsigned other, bool other_wrote, bool wrote) {
+	Group *g = grp;
+	char name[256];
+	tg_name(g, off, name, sizeof name);
+	Thread *o = &g->threads[other];
+	EMU_FAIL("data race on %s: thread %u (%u,%u,%u; SIMD group %u) %s it and thread %u (%u,%u,%u; SIMD group %u) %s it "
+	         "with no threadgroup_barrier(mem_threadgroup) between, in threadgroup (%u,%u,%u)",
+	         name, o->lid, o->pos.x, o->pos.y, o->pos.z, o->sg, other_wrote ? "wrote" : "read", cur->lid, cur->pos.x, cur->pos.y,
+	         cur->pos.z, cur->sg, wrote ? "wrote" : "read", g->gpos.x, g->gpos.y, g->gpos.z);
+}
+
+__attribute__((always_inline)) inline void tg_access(const char *p, uint64_t n, bool write) {
+	Group *g = grp;
+	if (!g->d->race)
+		return;
+	Thread *t = cur;
+	unsigned ep = g->w->race_epoch, sg = t->sg;
+	uintptr_t off = (uintptr_t)(p - g->tg);
+	if (off + n > TG_SPACE)
+		return; // not threadgroup memory of this group: it faults or hits a guard
+	Shadow *sh = g->shadow + off / EMU_RACE_GRAIN, *end = g->shadow + (off + n + EMU_RACE_GRAIN - 1) / EMU_RACE_GRAIN;
+	for (; sh < end; sh++) {
+		if (sh->wep == ep && sh->wlid / 32 != sg)
+			tg_race((unsigned)(sh - g->shadow) * EMU_RACE_GRAIN, sh->wlid, true, write);
+		if (write) {
+			if (sh->rep == ep && (sh->rlid / 32 != sg || sh->r2lid != NO_THREAD))
+				tg_race((unsigned)(sh - g->shadow) * EMU_RACE_GRAIN, sh->rlid / 32 != sg ? sh->rlid : sh->r2lid, false, true);
+			sh->wep = ep;
+			sh->wlid = t->lid;
+		} else if (sh->rep != ep) {
+			sh->rep = ep;
+			sh->rlid = t->lid;
+			sh->r2lid = NO_THREAD;
+		} else if (sh->r2lid == NO_THREAD && sh->rlid / 32 != sg) {
+			sh->r2lid = t->lid;
+		}
+	}
+}
+
+[[noreturn]] __attribute__((noinline, cold)) static void dev_race(const emu_wbuf *b, uint64_t off, uint32_t other) {
+	Group *g = grp;
+	emu_dispatch *d = g->d;
+	uint32_t o = other - 1, gx = d->groups[0], gy = d->groups[1];
+	EMU_FAIL("data race on device memory: threadgroups (%u,%u,%u) and (%u,%u,%u) both wrote byte %llu of the buffer bound to "
+	         "[[buffer(%u)]] in one dispatch",
+	         o % gx, o / gx % gy, o / (gx * gy), g->gpos.x, g->gpos.y, g->gpos.z, (unsigned long long)off, b->index);
+}
+
+__attribute__((noinline)) static void dev_store(const char *p, uint64_t n) {
+	Group *g = grp;
+	emu_dispatch *d = g->d;
+	for (uint32_t i = 0; i < d->nwbuf; i++) {
+		const emu_wbuf *b = &d->wbuf[i];
+		uint64_t off = (uint64_t)(p - b->base);
+		if (off >= b->len)
+			continue;
+		uint64_t mine = (uint64_t)d->serial << 32 | (g->index + 1);
+		uint64_t *sh = b->shadow + off / EMU_RACE_GRAIN, *end = b->shadow + (off + n + EMU_RACE_GRAIN - 1) / EMU_RACE_GRAIN;
+		for (; sh < end; sh++) {
+			uint64_t old = __atomic_load_n(sh, __ATOMIC_RELAXED);
+			while (old != mine) {
+				if (old >> 32 == d->serial)
+					dev_race(b, (uint64_t)(sh - b->shadow) * EMU_RACE_GRAIN, (uint32_t)old);
+				if (__atomic_compare_exchange_n(sh, &old, mine, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+					break;
+			}
+		}
+		return;
+	}
+}
+
+} // namespace __emu
+
+extern "C" __attribute__((used, always_inline)) inline void __emu_race_tg_ld(threadgroup const void *p, uint64_t n) {
+	__emu::tg_access((const char *)p, n, false);
+}
+extern "C" __attribute__((used, always_inline)) inline void __emu_race_tg_st(threadgroup const void *p, uint64_t n) {
+	__emu::tg_access((const char *)p, n, true);
+}
+extern "C" __attribute__((used, always_inline)) inline void __emu_race_dev_st(device const void *p, uint64_t n) {
+	if (__emu::grp->d->race)
+		__emu::dev_store((const char *)p, n);
+}
+
+namespace __emu {
+// race_read and race_write report an access of n bytes at p in any address
+// space to the race detector, for shim code that accesses memory through
+// plain pointers (noas) to hand the detector a whole row at once.
+inline void race_read(threadgroup const void *p, uint64_t n) { __emu_race_tg_ld(p, n); }
+inline void race_read(device const void *, uint64_t) {}
+inline void race_read(const void *, uint64_t) {}
+inline void race_write(threadgroup const void *p, uint64_t n) { __emu_race_tg_st(p, n); }
+inline void race_write(device const void *p, uint64_t n) { __emu_race_dev_st(p, n); }
+inline void race_write(const void *, uint64_t) {}
+
+// noas<T>::type is T without its device or threadgroup address space.
+template <class T> struct noas {
+	typedef T type;
+};
+template <class T> struct noas<threadgroup T> {
+	typedef T type;
+};
+template <class T> struct noas<device T> {
+	typedef T type;
+};
+template <class T> struct noas<const threadgroup T> {
+	typedef const T type;
+};
+template <class T> struct noas<const device T> {
+	typedef const T type;
+};
+} // namespace __emu
 
 // ---- The metal namespace ------------------------------------------------------
 
@@ -1021,9 +1209,15 @@ template <class T, int C, int R> inline simdgroup_matrix<T, C, R> make_filled_si
 // still to be confirmed on a GPU (seal-ttt doctor); kernels pass offset
 // pointers and no transpose.
 template <class T, int C, int R, class P>
-__attribute__((noinline)) void __load(thread simdgroup_matrix<T, C, R> &m, const P *src, ulong elements_per_row, ulong2 origin, bool transpose) {
+__attribute__((noinline)) void __load(thread simdgroup_matrix<T, C, R> &m, const P *from, ulong elements_per_row, ulong2 origin, bool transpose) {
 	T *d = m.data();
-	src += origin.y * elements_per_row + origin.x;
+	from += origin.y * elements_per_row + origin.x;
+	// The race detector sees eight rows of eight elements (or columns, for
+	// transpose, which are rows of memory); the accesses themselves go
+	// through a plain pointer, which is not instrumented.
+	for (int r = 0; r < 8; r++)
+		__emu::race_read(from + r * elements_per_row, 8 * sizeof(P));
+	const typename __emu::noas<P>::type *src = (const typename __emu::noas<P>::type *)from;
 	if (transpose) {
 		for (int r = 0; r < 8; r++)
 			for (int c = 0; c < 8; c++)
@@ -1043,9 +1237,12 @@ __attribute__((always_inline)) inline void simdgroup_load(thread simdgroup_matri
 		__load(m, src, elements_per_row, origin, transpose);
 }
 template <class T, int C, int R, class P>
-__attribute__((noinline)) void __store(thread const simdgroup_matrix<T, C, R> &m, P *dst, ulong elements_per_row, ulong2 origin, bool transpose) {
+__attribute__((noinline)) void __store(thread const simdgroup_matrix<T, C, R> &m, P *to, ulong elements_per_row, ulong2 origin, bool transpose) {
 	const T *d = m.data();
-	dst += origin.y * elements_per_row + origin.x;
+	to += origin.y * elements_per_row + origin.x;
+	for (int r = 0; r < 8; r++)
+		__emu::race_write(to + r * elements_per_row, 8 * sizeof(P));
+	typename __emu::noas<P>::type *dst = (typename __emu::noas<P>::type *)to;
 	if (transpose) {
 		for (int r = 0; r < 8; r++)
 			for (int c = 0; c < 8; c++)
@@ -1121,39 +1318,56 @@ inline void simdgroup_multiply(thread simdgroup_matrix<T, C, R> &d, thread const
 
 enum memory_order { memory_order_relaxed };
 template <class T> struct _atomic {
+	typedef T value_type;
 	T v;
 };
 typedef _atomic<int> atomic_int;
 typedef _atomic<uint> atomic_uint;
 typedef _atomic<float> atomic_float;
 
-template <class T> inline T atomic_load_explicit(const volatile _atomic<T> *p, memory_order) {
-	return __atomic_load_n(&p->v, __ATOMIC_RELAXED);
+// The atomic functions take an atomic in any address space (A is, say,
+// "device _atomic<float>") and use the generic builtins, which take float
+// too. They are not instrumented: atomics never race.
+#define EMU_ATOMIC_T                                                           \
+	typedef typename __emu::noas<A>::type::value_type T;                   \
+	volatile T *q = (volatile T *)&p->v
+template <class A> inline auto atomic_load_explicit(const volatile A *p, memory_order) {
+	EMU_ATOMIC_T;
+	T r;
+	__atomic_load(q, &r, __ATOMIC_RELAXED);
+	return r;
 }
-template <class T, class U> inline void atomic_store_explicit(volatile _atomic<T> *p, U v, memory_order) {
-	__atomic_store_n(&p->v, (T)v, __ATOMIC_RELAXED);
+template <class A, class U> inline void atomic_store_explicit(volatile A *p, U v, memory_order) {
+	EMU_ATOMIC_T;
+	T n = (T)v;
+	__atomic_store(q, &n, __ATOMIC_RELAXED);
 }
-template <class T, class U> inline T atomic_exchange_explicit(volatile _atomic<T> *p, U v, memory_order) {
-	return __atomic_exchange_n(&p->v, (T)v, __ATOMIC_RELAXED);
+template <class A, class U> inline auto atomic_exchange_explicit(volatile A *p, U v, memory_order) {
+	EMU_ATOMIC_T;
+	T n = (T)v, r;
+	__atomic_exchange(q, &n, &r, __ATOMIC_RELAXED);
+	return r;
 }
-template <class T, class U> inline T atomic_fetch_add_explicit(volatile _atomic<T> *p, U v, memory_order) {
-	T old = __atomic_load_n(&p->v, __ATOMIC_RELAXED);
-	while (!__atomic_compare_exchange_n(&p->v, &old, (T)(old + (T)v), true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+// update replaces *p by f(*p) atomically, unless f declines (returns
+// false), and returns the old value.
+template <class A, class F> inline auto __atomic_update(volatile A *p, F f) {
+	EMU_ATOMIC_T;
+	T old, n;
+	__atomic_load(q, &old, __ATOMIC_RELAXED);
+	while (f(old, n) && !__atomic_compare_exchange(q, &old, &n, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
 	}
 	return old;
 }
-template <class T, class U> inline T atomic_fetch_max_explicit(volatile _atomic<T> *p, U v, memory_order) {
-	T old = __atomic_load_n(&p->v, __ATOMIC_RELAXED);
-	while (old < (T)v && !__atomic_compare_exchange_n(&p->v, &old, (T)v, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-	}
-	return old;
+template <class A, class U> inline auto atomic_fetch_add_explicit(volatile A *p, U v, memory_order) {
+	return __atomic_update(p, [v](auto old, auto &n) { n = old + (decltype(old))v; return true; });
 }
-template <class T, class U> inline T atomic_fetch_min_explicit(volatile _atomic<T> *p, U v, memory_order) {
-	T old = __atomic_load_n(&p->v, __ATOMIC_RELAXED);
-	while (old > (T)v && !__atomic_compare_exchange_n(&p->v, &old, (T)v, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-	}
-	return old;
+template <class A, class U> inline auto atomic_fetch_max_explicit(volatile A *p, U v, memory_order) {
+	return __atomic_update(p, [v](auto old, auto &n) { n = (decltype(old))v; return old < n; });
 }
+template <class A, class U> inline auto atomic_fetch_min_explicit(volatile A *p, U v, memory_order) {
+	return __atomic_update(p, [v](auto old, auto &n) { n = (decltype(old))v; return old > n; });
+}
+#undef EMU_ATOMIC_T
 
 #undef EMU_SITE
 #undef EMU_AT
