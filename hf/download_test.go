@@ -144,4 +144,3 @@ func TestDownloadLoadGenerate(t *testing.T) {
 		t.Errorf("Resolve after download = %q, %v; want %s from the cache", again, err, snap)
 	}
 }
-

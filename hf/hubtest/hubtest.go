@@ -22,12 +22,12 @@ import (
 
 // Server is a hub (its URL is the endpoint) and its storage server.
 type Server struct {
-	*httptest.Server                   // the hub: API and resolve URLs
-	Storage          *httptest.Server  // where .safetensors files are redirected
-	Token            string            // when set, the hub answers 401 to requests without it
-	CutAfter         map[string]int64  // file: cut the next transfer of it after this many bytes (once)
-	Corrupt          map[string]bool   // file: serve it with a byte changed (its headers unchanged)
-	Delay            time.Duration     // pause before each 4 KiB of file data
+	*httptest.Server                  // the hub: API and resolve URLs
+	Storage          *httptest.Server // where .safetensors files are redirected
+	Token            string           // when set, the hub answers 401 to requests without it
+	CutAfter         map[string]int64 // file: cut the next transfer of it after this many bytes (once)
+	Corrupt          map[string]bool  // file: serve it with a byte changed (its headers unchanged)
+	Delay            time.Duration    // pause before each 4 KiB of file data
 	mu               sync.Mutex
 	repos            map[string]repo
 	blobs            map[string][]byte // sha256 → data
