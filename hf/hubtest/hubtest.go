@@ -82,6 +82,13 @@ func (s *Server) Add(id string, files map[string][]byte) string {
 	return commit
 }
 
+// Commit returns the commit of repository id's main branch.
+func (s *Server) Commit(id string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.repos[id].commit
+}
+
 // Log returns the requests seen so far.
 func (s *Server) Log() []Request {
 	s.mu.Lock()
