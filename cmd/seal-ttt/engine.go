@@ -5,7 +5,6 @@ import (
 	"log/slog"
 
 	"github.com/goseal/ttt/cpu"
-	"github.com/goseal/ttt/hf"
 	"github.com/goseal/ttt/nn"
 	"github.com/goseal/ttt/server"
 	"github.com/goseal/ttt/tokenizer"
@@ -15,7 +14,7 @@ import (
 const builtinName = "seal-ttt/builtin-demo"
 
 // openModel loads the model named by modelFlag (a local folder or a Hugging
-// Face id in the local cache; "" means the built-in demo model) and its
+// Face id, downloaded on first use; "" means the built-in demo model) and its
 // tokenizer on the named backend, with a one-line description.
 func openModel(modelFlag, backend string) (*nn.Model, *tokenizer.Tokenizer, string, error) {
 	var b nn.Backend
@@ -32,7 +31,7 @@ func openModel(modelFlag, backend string) (*nn.Model, *tokenizer.Tokenizer, stri
 		c := m.Config
 		return m, tokenizer.Bytes(), fmt.Sprintf("%s (built-in demo model: %d layers, hidden %d, byte vocabulary; untrained, for demos and tests) on %s", builtinName, c.Layers, c.Hidden, b.Name()), nil
 	}
-	dir, err := hf.ResolveModel(modelFlag)
+	dir, err := resolveModel(modelFlag)
 	if err != nil {
 		return nil, nil, "", err
 	}
