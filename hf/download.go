@@ -468,6 +468,9 @@ func (h *Hub) fetchBlob(ctx context.Context, id ModelID, f remoteFile, prog *pro
 		return nil
 	}
 	part := blob + ".incomplete"
+	if st, err := os.Stat(part); err == nil && st.Size() <= f.size {
+		prog.add(st.Size()) // an earlier run's bytes, resumed
+	}
 	const attempts = 5
 	for a := 1; ; a++ {
 		err = h.transfer(ctx, id, f, part, prog)
@@ -556,7 +559,10 @@ func (h *Hub) transfer(ctx context.Context, id ModelID, f remoteFile, part strin
 	if _, err := out.Seek(have, io.SeekStart); err != nil {
 		return err
 	}
-	_, err = io.Copy(out, io.TeeReader(io.LimitReader(resp.Body, f.size-have), prog))
+	n, err := io.Copy(out, io.TeeReader(io.LimitReader(resp.Body, f.size-have), prog))
+	if err == nil && have+n < f.size {
+		err = transientError{fmt.Errorf("the transfer ended at byte %d of %d: %w", have+n, f.size, io.ErrUnexpectedEOF)}
+	}
 	return err
 }
 
