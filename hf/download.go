@@ -83,6 +83,7 @@ type ModelID struct {
 	Revision string // a branch, a tag or a commit hash
 }
 
+// String writes id as ORG/NAME@REVISION.
 func (id ModelID) String() string { return id.Repo + "@" + id.Revision }
 
 var (

@@ -37,8 +37,8 @@ type Server struct {
 // Request is one request the servers saw.
 type Request struct {
 	Method, Path, Range string
-	Auth                bool // carried an Authorization header
-	Sent                int64
+	Auth                bool  // carried an Authorization header
+	Sent                int64 // body bytes sent
 }
 
 type repo struct {
