@@ -319,7 +319,7 @@ func TestDownloadOffline(t *testing.T) {
 // lock, then links the finished blob).
 func TestDownloadConcurrent(t *testing.T) {
 	srv, files, _, h := newHub(t)
-	srv.Delay = time.Millisecond // about 60 ms for the big shard, so the two overlap
+	srv.Delay = 5 * time.Millisecond // about 200 ms for the big shard, so the two overlap
 	var wg sync.WaitGroup
 	snaps := make([]string, 2)
 	errs := make([]error, 2)
@@ -334,6 +334,21 @@ func TestDownloadConcurrent(t *testing.T) {
 		t.Fatalf("downloads returned %q, %v", snaps, errs)
 	}
 	checkSnapshot(t, snaps[0], files)
+	// Both asked for the big shard before its one transfer ended (requests
+	// are logged when answered): the second waited on the first's lock.
+	big := "model-00001-of-00002.safetensors"
+	heads := 0
+	for _, r := range srv.Log() {
+		if r.Method == "HEAD" && strings.HasSuffix(r.Path, "/"+big) {
+			heads++
+		}
+		if r.Path == pathOf(srv, big, files[big]) {
+			break
+		}
+	}
+	if heads != 2 {
+		t.Errorf("%d of the two downloads asked for %s before its transfer ended; they did not overlap", heads, big)
+	}
 	sent := map[string]int64{}
 	for _, r := range srv.Log() {
 		if r.Method == "GET" {
