@@ -23,6 +23,7 @@ func init() {
 func runBench(args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	model := fs.String("model", "", "model directory or Hugging Face id (default: the built-in demo model)")
+	addOfflineFlag(fs)
 	backend := fs.String("backend", "auto", backendUsage)
 	promptLen := fs.Int("prompt_tokens", 256, "prompt length for prefill")
 	genTokens := fs.Int("gen_tokens", 64, "tokens generated per prompt for decode")

@@ -7,7 +7,6 @@ import (
 
 	"github.com/goseal/ttt/cpu"
 	"github.com/goseal/ttt/gpu"
-	"github.com/goseal/ttt/hf"
 	"github.com/goseal/ttt/kernels"
 	"github.com/goseal/ttt/metal"
 	"github.com/goseal/ttt/nn"
@@ -19,7 +18,7 @@ import (
 const builtinName = "seal-ttt/builtin-demo"
 
 // openModel loads the model named by modelFlag (a local folder or a Hugging
-// Face id in the local cache; "" means the built-in demo model) and its
+// Face id, downloaded on first use; "" means the built-in demo model) and its
 // tokenizer on the named backend, with a one-line description.
 func openModel(modelFlag, backend string) (*nn.Model, *tokenizer.Tokenizer, string, error) {
 	b, why, err := openBackend(backend)
@@ -31,7 +30,7 @@ func openModel(modelFlag, backend string) (*nn.Model, *tokenizer.Tokenizer, stri
 		c := m.Config
 		return m, tokenizer.Bytes(), fmt.Sprintf("%s (built-in demo model: %d layers, hidden %d, byte vocabulary; untrained, for demos and tests) on %s (%s)", builtinName, c.Layers, c.Hidden, b.Name(), why), nil
 	}
-	dir, err := hf.ResolveModel(modelFlag)
+	dir, err := resolveModel(modelFlag)
 	if err != nil {
 		return nil, nil, "", err
 	}

@@ -22,6 +22,7 @@ func init() {
 func runFinetune(args []string) error {
 	fs := flag.NewFlagSet("finetune", flag.ContinueOnError)
 	model := fs.String("model", "", "model directory or Hugging Face id (default: the built-in demo model)")
+	addOfflineFlag(fs)
 	backend := fs.String("backend", "auto", backendUsage)
 	train := fs.String("train", "", "JSON lines, one training string per line (required)")
 	rank := fs.Int("lora_rank", 32, "LoRA rank")

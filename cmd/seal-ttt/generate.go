@@ -16,6 +16,7 @@ func init() {
 func runGenerate(args []string) error {
 	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
 	model := fs.String("model", "", "model directory or Hugging Face id (default: the built-in demo model, untrained)")
+	addOfflineFlag(fs)
 	backend := fs.String("backend", "auto", backendUsage)
 	prompt := fs.String("prompt", "", "the text to continue (required)")
 	maxTokens := fs.Int("max_tokens", 64, "most new tokens")

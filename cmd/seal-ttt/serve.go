@@ -34,6 +34,7 @@ type cycleFlags struct {
 // defaults, SEAL's except for the demo's.
 func (c *cycleFlags) register(fs *flag.FlagSet, d server.Config, defaultGrader string) {
 	fs.StringVar(&c.model, "model", "", "model directory or Hugging Face id (default: the built-in demo model)")
+	addOfflineFlag(fs)
 	fs.StringVar(&c.backend, "backend", "auto", backendUsage)
 	fs.BoolVar(&c.instruct, "instruct_model", false, "the model is an instruct model: ChatML answer prompts, stop at <|im_end|>")
 	fs.IntVar(&c.maxSeqLength, "max_seq_length", d.MaxSeqLength, "truncate (and pad) training sequences to this many tokens")

@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 
-	"github.com/goseal/ttt/hf"
 	"github.com/goseal/ttt/tokenizer"
 )
 
@@ -21,14 +20,15 @@ func init() {
 func runTokenize(args []string) error {
 	fs := flag.NewFlagSet("tokenize", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), `usage: seal-ttt tokenize (--model M | --tokenizer FILE) [--no_special] [--decode]
+		fmt.Fprintln(fs.Output(), `usage: seal-ttt tokenize (--model M [--offline] | --tokenizer FILE) [--no_special] [--decode]
 
 Reads one JSON string per line on stdin and writes one JSON array of token
 ids per line; with --decode, reads arrays of ids and writes strings. Nothing
 is written unless every line is good.`)
 		fs.PrintDefaults()
 	}
-	model := fs.String("model", "", "model folder or Hugging Face id (ORG/NAME) in the local hub cache")
+	model := fs.String("model", "", "model folder or Hugging Face id (ORG/NAME[@REVISION]), downloaded on first use")
+	addOfflineFlag(fs)
 	file := fs.String("tokenizer", "", "a tokenizer.json file")
 	noSpecial := fs.Bool("no_special", false, "encode without the post-processor's special tokens; decode without special tokens")
 	decode := fs.Bool("decode", false, "decode arrays of ids instead of encoding strings")
@@ -44,7 +44,7 @@ is written unless every line is good.`)
 	case (*model == "") == (*file == ""):
 		return errors.New("give exactly one of --model and --tokenizer")
 	case *model != "":
-		dir, rerr := hf.ResolveModel(*model)
+		dir, rerr := resolveModel(*model)
 		if rerr != nil {
 			return rerr
 		}
