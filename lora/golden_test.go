@@ -49,7 +49,7 @@ type goldenCase struct {
 	ProbeMask  [][]int   `json:"probe_attention_mask"`
 }
 
-var goldenCases = []string{"qwen2_bs1", "qwen2_bs2_ga2", "qwen2_longest", "qwen2_endmask", "qwen2_all_linear", "llama3_bs1"}
+var goldenCases = []string{"qwen2_bs1", "qwen2_bs2_ga2", "qwen2_longest", "qwen2_endmask", "qwen2_all_linear", "llama3_bs1", "qwen2_bs1_ga2_odd"}
 
 func loadModel(t *testing.T, name string) *nn.Model {
 	t.Helper()
