@@ -162,9 +162,6 @@ func ParseConfig(data []byte) (*Config, error) {
 	if err := json.Unmarshal(data, &r); err != nil {
 		return nil, fmt.Errorf("not a valid config.json: %w", err)
 	}
-	if err := checkKeys(data); err != nil {
-		return nil, err
-	}
 	c := &Config{Arch: r.ModelType, TorchDType: r.TorchDType, BOS: -1}
 	if c.TorchDType == "" {
 		c.TorchDType = r.DType // transformers 5 writes dtype
@@ -277,6 +274,9 @@ func ParseConfig(data []byte) (*Config, error) {
 		if id < 0 || id >= c.VocabSize {
 			return nil, fmt.Errorf("special token id %d is outside the vocabulary (%d)", id, c.VocabSize)
 		}
+	}
+	if err := checkKeys(data); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
