@@ -128,7 +128,7 @@ func TestGoldenTraining(t *testing.T) {
 			// Data: our rows are the rows the Trainer saw.
 			var exs []Example
 			for i, seq := range g.Sequences {
-				ex := MakeExample(seq, c.MaxLen, c.Mask)
+				ex := MakeExample(seq, c.MaxLen, c.Mask, g.EOS)
 				exs = append(exs, ex)
 				tb := d.batch([]Example{ex})
 				row := g.Rows[i]

@@ -115,7 +115,7 @@ func (e *Engine) FineTune(ctx context.Context, seqs []string, p TrainParams, pro
 		return nil, st, errorf("ValueError", "%v", err)
 	}
 	if len(skipped) > 0 {
-		e.log.Warn("training sequences skipped: nothing to learn (empty, or every label masked)", "indices", skipped)
+		e.log.Warn("training sequences skipped: they encode to no tokens", "indices", skipped)
 	}
 	ad, err := lora.New(e.m, spec, rand.New(rand.NewPCG(uint64(p.Seed), 0x10a)))
 	if err != nil {

@@ -76,7 +76,7 @@ func runFinetune(args []string) error {
 		return err
 	}
 	for _, i := range skipped {
-		fmt.Fprintf(os.Stderr, "warning: line %d skipped: nothing to learn (empty, or every label masked)\n", i+1)
+		fmt.Fprintf(os.Stderr, "warning: line %d skipped: it encodes to no tokens\n", i+1)
 	}
 	spec := lora.Spec{Rank: *rank, Alpha: *alpha, Dropout: *dropout, Targets: mods, Layers: *layers}
 	var ad *nn.Adapter
