@@ -303,7 +303,7 @@ func TestMemoryFlat(t *testing.T) {
 // TestMemoryFlatBuiltinModel is TestMemoryFlat with the built-in model, so
 // that every request really trains, uses and drops an adapter.
 func TestMemoryFlatBuiltinModel(t *testing.T) {
-	e, err := NewEngine(nn.Builtin(cpu.Backend{}), tokenizer.Bytes(), "builtin", nil)
+	e, err := NewEngine(nn.Builtin(cpu.Backend{}), tokenizer.Bytes(), "builtin", 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
