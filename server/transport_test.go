@@ -500,3 +500,40 @@ func TestHugeFrameHeader(t *testing.T) {
 		})
 	}
 }
+
+// TestMessageTotalBound: the pure-Go transport bounds a message's frames
+// together, so a multipart message cannot get around the limit on one
+// frame. (libzmq's ZMQ_MAXMSGSIZE bounds each frame alone; see
+// docs/decisions.md.)
+func TestMessageTotalBound(t *testing.T) {
+	defer func(old uint64) { maxMessageBytes = old }(maxMessageBytes)
+	maxMessageBytes = 1000
+	h, _ := newHandler(t)
+	endpoint, _ := startServer(t, "go", h)
+	part := []byte(strings.Repeat("x", 400))
+
+	// Two frames of 400 bytes: under the limit, answered (as a multipart error).
+	d := newDealer(t, endpoint)
+	d.send([][]byte{part, part})
+	if reply := string(d.recv()); !strings.Contains(reply, "ValueError: multipart message with 2 frames") {
+		t.Fatalf("reply %s", reply)
+	}
+	// Three: 1200 bytes together; the peer is dropped and gets no reply.
+	big := newDealer(t, endpoint)
+	// The server may close the connection before the last frame is written.
+	big.sock.Send(gozmq.NewMsgFrom([]byte{}, part, part, part))
+	got := make(chan error, 1)
+	go func() { _, err := big.sock.Recv(); got <- err }()
+	select {
+	case err := <-got:
+		if err == nil {
+			t.Fatal("a message over the limit was answered")
+		}
+	case <-time.After(500 * time.Millisecond): // dropped: no reply comes
+	}
+	// The server goes on serving others.
+	reply, err := roundTrip(context.Background(), endpoint, []byte(`{}`))
+	if err != nil || !strings.HasPrefix(string(reply), `{"baseline_accuracy"`) {
+		t.Fatalf("next client got %s (%v)", reply, err)
+	}
+}
