@@ -537,3 +537,41 @@ func TestMessageTotalBound(t *testing.T) {
 		t.Fatalf("next client got %s (%v)", reply, err)
 	}
 }
+
+func TestBindEndpoint(t *testing.T) {
+	cases := []struct {
+		host string
+		want string // "" means any address of localhost
+		all  bool
+	}{
+		{"*", "tcp://*:5555", true},
+		{"0.0.0.0", "tcp://0.0.0.0:5555", true},
+		{"::", "tcp://[::]:5555", true},
+		{"127.0.0.1", "tcp://127.0.0.1:5555", false},
+		{"::1", "tcp://[::1]:5555", false},
+		{"localhost", "", false},
+	}
+	for _, c := range cases {
+		got, err := BindEndpoint(c.host, 5555)
+		if err != nil {
+			t.Errorf("%s: %v", c.host, err)
+			continue
+		}
+		if c.want != "" && got != c.want || c.want == "" && got != "tcp://127.0.0.1:5555" && got != "tcp://[::1]:5555" {
+			t.Errorf("BindEndpoint(%q) = %q, want %q", c.host, got, c.want)
+		}
+		if AllInterfaces(c.host) != c.all {
+			t.Errorf("AllInterfaces(%q) = %v", c.host, !c.all)
+		}
+	}
+	// A name that resolves binds: localhost works where libzmq wants an address.
+	ep, _ := BindEndpoint("localhost", 0)
+	sock, err := Listen(ep)
+	if err != nil {
+		t.Fatalf("binding %s: %v", ep, err)
+	}
+	sock.Close()
+	if _, err := BindEndpoint("no-such-host.invalid", 1); err == nil {
+		t.Error("an unknown host name was accepted")
+	}
+}
