@@ -2,6 +2,8 @@ package server
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -247,5 +249,17 @@ func TestRequestAcceptsPythonClientValues(t *testing.T) {
 	if r.Train.Epochs != 10 || r.Train.EndMaskSubstring != "" || !reflect.DeepEqual(r.Train.TargetModules, []string{"all-linear"}) ||
 		r.Questions[0] != (Question{"Topic: T\nq?", "a"}) || !r.Training() {
 		t.Errorf("parsed %+v", r)
+	}
+}
+
+// TestExampleRequest keeps the README's example request valid.
+func TestExampleRequest(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "examples", "request.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := ParseRequest([][]byte{data})
+	if err != nil || len(r.Questions) != 2 || !r.Training() || len(r.Unknown) != 0 {
+		t.Errorf("examples/request.json: %+v, %v", r, err)
 	}
 }
