@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"net"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	gozmq "github.com/go-zeromq/zmq4"
@@ -167,6 +169,10 @@ func (l *gatedListener) Accept() (net.Conn, error) {
 // go-zeromq speaks.
 const zmtpGreetingBytes = 64
 
+// transportLog receives the pure-Go transport's warnings about peers it
+// drops; Serve sets it to the handler's logger.
+var transportLog atomic.Pointer[slog.Logger]
+
 // maxMessageBytes bounds one ZeroMQ message, all its frames together (a
 // variable so that tests can lower it). libzmq's ZMQ_MAXMSGSIZE bounds each
 // frame alone.
@@ -214,7 +220,11 @@ func (c *frameLimitConn) Read(p []byte) (int, error) {
 			c.total += size
 			if size > maxMessageBytes || c.total > maxMessageBytes {
 				c.Conn.Close()
-				return 0, fmt.Errorf("a ZeroMQ message of %d bytes or more exceeds the limit of %d", max(size, c.total), maxMessageBytes)
+				err := fmt.Errorf("a ZeroMQ message of %d bytes or more exceeds the limit of %d", max(size, c.total), maxMessageBytes)
+				if log := transportLog.Load(); log != nil {
+					log.Warn("message over the size limit: peer dropped without a reply", "peer", c.RemoteAddr().String(), "error", err.Error())
+				}
+				return 0, err
 			}
 			if c.hdr[0]&0x01 == 0 { // no MORE flag: the message ends with this frame
 				c.total = 0

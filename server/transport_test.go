@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -509,6 +511,8 @@ func TestMessageTotalBound(t *testing.T) {
 	defer func(old uint64) { maxMessageBytes = old }(maxMessageBytes)
 	maxMessageBytes = 1000
 	h, _ := newHandler(t)
+	var logBuf syncLog
+	h.Log = slog.New(slog.NewTextHandler(&logBuf, nil))
 	endpoint, _ := startServer(t, "go", h)
 	part := []byte(strings.Repeat("x", 400))
 
@@ -519,11 +523,11 @@ func TestMessageTotalBound(t *testing.T) {
 		t.Fatalf("reply %s", reply)
 	}
 	// Three: 1200 bytes together; the peer is dropped and gets no reply.
-	big := newDealer(t, endpoint)
-	// The server may close the connection before the last frame is written.
-	big.sock.Send(gozmq.NewMsgFrom([]byte{}, part, part, part))
+	// On the same, connected peer. The server may close the connection
+	// before the last frame is written.
+	d.sock.Send(gozmq.NewMsgFrom([]byte{}, part, part, part))
 	got := make(chan error, 1)
-	go func() { _, err := big.sock.Recv(); got <- err }()
+	go func() { _, err := d.sock.Recv(); got <- err }()
 	select {
 	case err := <-got:
 		if err == nil {
@@ -536,6 +540,29 @@ func TestMessageTotalBound(t *testing.T) {
 	if err != nil || !strings.HasPrefix(string(reply), `{"baseline_accuracy"`) {
 		t.Fatalf("next client got %s (%v)", reply, err)
 	}
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logBuf.String(), "message over the size limit"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line for the dropped peer:\n%s", logBuf.String())
+		}
+	}
+}
+
+// syncLog is a log destination safe for concurrent writers.
+type syncLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func TestBindEndpoint(t *testing.T) {
