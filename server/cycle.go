@@ -358,8 +358,13 @@ func round2(x float64) float64 {
 	return math.Round(x*100) / 100
 }
 
-// round4f rounds a loss to 4 decimals for the log.
-func round4f(x float64) float64 {
+// round4f rounds a loss to 4 decimals for the log. A window with no counted
+// label has no loss (0/0): it is logged as the string "NaN", which JSON can
+// hold.
+func round4f(x float64) any {
+	if math.IsNaN(x) {
+		return "NaN"
+	}
 	return math.Round(x*1e4) / 1e4
 }
 

@@ -443,3 +443,15 @@ func TestUnknownKeysLogged(t *testing.T) {
 		t.Errorf("log %s", buf.String())
 	}
 }
+
+func TestLossForTheLog(t *testing.T) {
+	cases := []struct {
+		in   float64
+		want any
+	}{{1.23456, 1.2346}, {5, 5.0}, {math.NaN(), "NaN"}}
+	for _, c := range cases {
+		if got := round4f(c.in); got != c.want {
+			t.Errorf("round4f(%v) = %v, want %v", c.in, got, c.want)
+		}
+	}
+}
