@@ -6,6 +6,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 )
 
 // Config is the part of a Hugging Face config.json the transformer needs.
@@ -59,7 +61,85 @@ type rawConfig struct {
 	BOSTokenID        json.RawMessage `json:"bos_token_id"`
 	EOSTokenID        json.RawMessage `json:"eos_token_id"`
 	TorchDType        string          `json:"torch_dtype"`
+	DType             string          `json:"dtype"`
 	SlidingWindow     *bool           `json:"use_sliding_window"`
+	RopeParameters    json.RawMessage `json:"rope_parameters"`
+}
+
+// configKeys are the config.json keys ParseConfig reads.
+var configKeys = map[string]bool{
+	"model_type": true, "architectures": true, "vocab_size": true, "hidden_size": true,
+	"intermediate_size": true, "num_hidden_layers": true, "num_attention_heads": true,
+	"num_key_value_heads": true, "head_dim": true, "rms_norm_eps": true, "rope_theta": true,
+	"rope_scaling": true, "rope_parameters": true, "tie_word_embeddings": true,
+	"max_position_embeddings": true, "attention_bias": true, "mlp_bias": true, "hidden_act": true,
+	"bos_token_id": true, "eos_token_id": true, "torch_dtype": true, "dtype": true,
+	"use_sliding_window": true,
+}
+
+// inertKeys are config.json keys that do not change what the model computes
+// at inference or in LoRA training as done here (training-time settings
+// such as initializer_range only matter for freshly initialised weights),
+// and keys whose only effect depends on a key read above (sliding_window
+// acts only with use_sliding_window).
+var inertKeys = map[string]bool{
+	"transformers_version": true, "initializer_range": true, "use_cache": true,
+	"pad_token_id": true, "max_window_layers": true, "sliding_window": true,
+	"_name_or_path": true, "return_dict": true, "output_attentions": true,
+	"output_hidden_states": true, "torchscript": true, "use_return_dict": true,
+	"id2label": true, "label2id": true, "problem_type": true, "tokenizer_class": true,
+	"chunk_size_feed_forward": true, "is_encoder_decoder": true, "is_decoder": true,
+	"add_cross_attention": true, "tie_encoder_decoder": true, "prefix": true,
+	"task_specific_params": true, "finetuning_task": true, "decoder_start_token_id": true,
+	"sep_token_id": true, "use_mrope": true,
+}
+
+// neutralKeys are keys that change the math unless they hold the value
+// given here (as a JSON literal); another value is refused.
+var neutralKeys = map[string][]string{
+	"attention_dropout":       {"0", "0.0"},
+	"pretraining_tp":          {"1"},
+	"partial_rotary_factor":   {"1", "1.0"},
+	"quantization_config":     {"null"},
+	"attn_logit_softcapping":  {"null"},
+	"final_logit_softcapping": {"null"},
+	"query_pre_attn_scalar":   {"null"},
+	"embedding_multiplier":    {"1", "1.0", "null"},
+	"logits_scaling":          {"1", "1.0", "null"},
+	"residual_multiplier":     {"1", "1.0", "null"},
+	"attention_multiplier":    {"null"},
+}
+
+// checkKeys refuses config keys that could change the math and are not
+// understood. layer_types must name full attention for every layer.
+func checkKeys(data []byte) error {
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(data, &all); err != nil {
+		return fmt.Errorf("not a valid config.json: %w", err)
+	}
+	for key, raw := range all {
+		v := strings.TrimSpace(string(raw))
+		switch {
+		case configKeys[key], inertKeys[key]:
+		case key == "layer_types":
+			var types []string
+			if err := json.Unmarshal(raw, &types); err != nil && v != "null" {
+				return fmt.Errorf("layer_types must be a list of strings")
+			}
+			for i, t := range types {
+				if t != "full_attention" {
+					return fmt.Errorf("layer_types[%d] = %q is not supported (only full_attention)", i, t)
+				}
+			}
+		case neutralKeys[key] != nil:
+			if !slices.Contains(neutralKeys[key], v) {
+				return fmt.Errorf("%s = %s is not supported (only %s)", key, v, strings.Join(neutralKeys[key], " or "))
+			}
+		default:
+			return fmt.Errorf("unknown key %q: it may change what the model computes, so the model is refused rather than run without it", key)
+		}
+	}
+	return nil
 }
 
 // LoadConfig reads dir/config.json.
@@ -83,6 +163,9 @@ func ParseConfig(data []byte) (*Config, error) {
 		return nil, fmt.Errorf("not a valid config.json: %w", err)
 	}
 	c := &Config{Arch: r.ModelType, TorchDType: r.TorchDType, BOS: -1}
+	if c.TorchDType == "" {
+		c.TorchDType = r.DType // transformers 5 writes dtype
+	}
 	switch r.ModelType {
 	case "qwen2":
 		c.AttentionBias = true
@@ -174,6 +257,9 @@ func ParseConfig(data []byte) (*Config, error) {
 	if c.RopeScaling, err = parseRopeScaling(r.RopeScaling); err != nil {
 		return nil, err
 	}
+	if err := c.ropeParameters(r); err != nil {
+		return nil, err
+	}
 	bos, err := parseTokenIDs("bos_token_id", r.BOSTokenID)
 	if err != nil {
 		return nil, err
@@ -188,6 +274,9 @@ func ParseConfig(data []byte) (*Config, error) {
 		if id < 0 || id >= c.VocabSize {
 			return nil, fmt.Errorf("special token id %d is outside the vocabulary (%d)", id, c.VocabSize)
 		}
+	}
+	if err := checkKeys(data); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -212,7 +301,10 @@ func parseRopeScaling(raw json.RawMessage) (*RopeScaling, error) {
 		kind = s.Type
 	}
 	switch kind {
-	case "default":
+	case "default", "":
+		if s.Factor != nil || s.LowFreqFactor != nil || s.HighFreqFactor != nil || s.OriginalMax != nil {
+			return nil, fmt.Errorf("rope type %q with scaling fields is not understood", kind)
+		}
 		return nil, nil
 	case "llama3":
 	default:
@@ -225,6 +317,53 @@ func parseRopeScaling(raw json.RawMessage) (*RopeScaling, error) {
 		return nil, fmt.Errorf("rope_scaling llama3 values are out of range")
 	}
 	return &RopeScaling{Factor: *s.Factor, LowFreqFactor: *s.LowFreqFactor, HighFreqFactor: *s.HighFreqFactor, OriginalMaxPos: *s.OriginalMax}, nil
+}
+
+// ropeParameters applies transformers 5's rope_parameters: rope_theta and
+// rope_type inside one object, with the scaling's own fields beside them.
+// Where config.json also has the 4.x keys, both must agree.
+func (c *Config) ropeParameters(r rawConfig) error {
+	if len(r.RopeParameters) == 0 || string(r.RopeParameters) == "null" {
+		return nil
+	}
+	var p struct {
+		RopeTheta *float64 `json:"rope_theta"`
+	}
+	if err := json.Unmarshal(r.RopeParameters, &p); err != nil {
+		return fmt.Errorf("rope_parameters: %w", err)
+	}
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(r.RopeParameters, &keys); err != nil {
+		return fmt.Errorf("rope_parameters: %w", err)
+	}
+	for k := range keys {
+		switch k {
+		case "rope_theta", "rope_type", "type", "factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings":
+		default:
+			return fmt.Errorf("rope_parameters: unknown key %q", k)
+		}
+	}
+	if p.RopeTheta != nil {
+		if !(*p.RopeTheta > 0) || math.IsInf(*p.RopeTheta, 0) {
+			return fmt.Errorf("rope_parameters.rope_theta = %g is out of range", *p.RopeTheta)
+		}
+		if r.RopeTheta != nil && *r.RopeTheta != *p.RopeTheta {
+			return fmt.Errorf("rope_theta = %g and rope_parameters.rope_theta = %g disagree", *r.RopeTheta, *p.RopeTheta)
+		}
+		c.RopeTheta = *p.RopeTheta
+	}
+	scaling, err := parseRopeScaling(r.RopeParameters)
+	if err != nil {
+		return fmt.Errorf("rope_parameters: %w", err)
+	}
+	if len(r.RopeScaling) > 0 && string(r.RopeScaling) != "null" && (scaling == nil) != (c.RopeScaling == nil) ||
+		scaling != nil && c.RopeScaling != nil && *scaling != *c.RopeScaling {
+		return fmt.Errorf("rope_scaling and rope_parameters disagree")
+	}
+	if scaling != nil {
+		c.RopeScaling = scaling
+	}
+	return nil
 }
 
 // parseTokenIDs reads a token id field that may be null, a number or a list.

@@ -44,12 +44,17 @@ func (p Padding) String() string {
 type Example struct {
 	IDs    []int32
 	Labels []int32
+	// MaskedPads is how many of the pad positions that follow IDs in a
+	// max_length row have their labels masked too: SEAL searches the end
+	// mask in the padded row, so a match may reach into the padding.
+	MaskedPads int
 }
 
-// MakeExample truncates ids to maxLen and masks its labels: when mask is not
-// empty and occurs in ids, every label up to and including its first
+// MakeExample truncates ids to maxLen and masks its labels as SEAL's server
+// does: the row is padded with pad to maxLen, and when mask is not empty and
+// occurs in that padded row, every label up to and including its first
 // occurrence is -100.
-func MakeExample(ids []int32, maxLen int, mask []int32) Example {
+func MakeExample(ids []int32, maxLen int, mask []int32, pad int32) Example {
 	if len(ids) > maxLen {
 		ids = ids[:maxLen]
 	}
@@ -57,13 +62,29 @@ func MakeExample(ids []int32, maxLen int, mask []int32) Example {
 	if len(mask) == 0 {
 		return ex
 	}
-	for i := 0; i+len(mask) <= len(ids); i++ {
-		if slices.Equal(ids[i:i+len(mask)], mask) {
-			for j := 0; j < i+len(mask); j++ {
-				ex.Labels[j] = -100
-			}
-			break
+	at := func(i int) int32 {
+		if i < len(ids) {
+			return ids[i]
 		}
+		return pad
+	}
+	for i := 0; i+len(mask) <= maxLen; i++ {
+		match := true
+		for j, id := range mask {
+			if at(i+j) != id {
+				match = false
+				break
+			}
+		}
+		if !match {
+			continue
+		}
+		end := i + len(mask)
+		for j := 0; j < min(end, len(ids)); j++ {
+			ex.Labels[j] = -100
+		}
+		ex.MaskedPads = max(0, end-len(ids))
+		break
 	}
 	return ex
 }
@@ -82,9 +103,11 @@ type Data struct {
 }
 
 // Examples tokenises every sequence (special tokens as the tokenizer adds
-// them) and applies truncation and the end mask. Sequences that would give
-// the loss nothing to learn (no token, or every predicted label masked) are
-// dropped; skipped lists their indices so the caller can warn.
+// them) and applies truncation and the end mask. A sequence that tokenises
+// to nothing is dropped (SEAL would train on a row of pads that no query can
+// attend to); skipped lists their indices so the caller can warn. A
+// sequence whose labels are all masked is kept, as the Trainer keeps it: it
+// counts toward the batches, the steps and the schedule.
 func (d Data) Examples(tok Tokenizer, seqs []string) (ex []Example, skipped []int, err error) {
 	if d.MaxSeqLength < 2 {
 		return nil, nil, fmt.Errorf("max_seq_length %d must be at least 2", d.MaxSeqLength)
@@ -94,31 +117,14 @@ func (d Data) Examples(tok Tokenizer, seqs []string) (ex []Example, skipped []in
 		mask = toInt32(tok.Encode(d.EndMaskSubstring, false))
 	}
 	for i, s := range seqs {
-		e := MakeExample(toInt32(tok.Encode(s, true)), d.MaxSeqLength, mask)
-		if !d.trainable(e) {
+		e := MakeExample(toInt32(tok.Encode(s, true)), d.MaxSeqLength, mask, d.PadID)
+		if len(e.IDs) == 0 {
 			skipped = append(skipped, i)
 			continue
 		}
 		ex = append(ex, e)
 	}
 	return ex, skipped, nil
-}
-
-// trainable reports whether an example has a token and a predicted label the
-// loss counts (a label at row ≥ 1, or a pad label in MaxLength mode).
-func (d Data) trainable(e Example) bool {
-	if len(e.IDs) == 0 {
-		return false
-	}
-	if d.Padding == MaxLength && len(e.IDs) < d.MaxSeqLength {
-		return true
-	}
-	for _, l := range e.Labels[1:] {
-		if l >= 0 {
-			return true
-		}
-	}
-	return false
 }
 
 // batch lays out examples as one nn.TrainBatch, padded per d.Padding.
@@ -145,7 +151,11 @@ func (d Data) batch(exs []Example) *nn.TrainBatch {
 				b.Labels = append(b.Labels, e.Labels[i])
 			} else {
 				b.IDs = append(b.IDs, d.PadID)
-				b.Labels = append(b.Labels, padLabel)
+				if i < len(e.IDs)+e.MaskedPads {
+					b.Labels = append(b.Labels, -100)
+				} else {
+					b.Labels = append(b.Labels, padLabel)
+				}
 			}
 		}
 	}
@@ -163,7 +173,7 @@ func (d Data) countLabels(exs []Example) int {
 			}
 		}
 		if d.Padding == MaxLength {
-			n += d.MaxSeqLength - len(e.IDs)
+			n += d.MaxSeqLength - len(e.IDs) - e.MaskedPads
 		}
 	}
 	return n

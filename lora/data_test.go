@@ -24,42 +24,57 @@ func (byteTok) Encode(s string, _ bool) []int {
 }
 
 func TestMakeExample(t *testing.T) {
+	const pad = 2
 	cases := []struct {
 		name       string
 		ids, mask  []int32
 		maxLen     int
 		wantIDs    []int32
 		wantLabels []int32
+		wantPads   int
 	}{
-		{"plain", []int32{5, 6, 7}, nil, 8, []int32{5, 6, 7}, []int32{5, 6, 7}},
-		{"truncated", []int32{5, 6, 7, 8}, nil, 3, []int32{5, 6, 7}, []int32{5, 6, 7}},
-		{"masked through the first match", []int32{1, 9, 2, 9, 2, 3}, []int32{9, 2}, 8, []int32{1, 9, 2, 9, 2, 3}, []int32{-100, -100, -100, 9, 2, 3}},
-		{"no match", []int32{1, 2, 3}, []int32{4}, 8, []int32{1, 2, 3}, []int32{1, 2, 3}},
-		{"match cut by truncation", []int32{1, 2, 9, 2}, []int32{9, 2}, 3, []int32{1, 2, 9}, []int32{1, 2, 9}},
+		{"plain", []int32{5, 6, 7}, nil, 8, []int32{5, 6, 7}, []int32{5, 6, 7}, 0},
+		{"truncated", []int32{5, 6, 7, 8}, nil, 3, []int32{5, 6, 7}, []int32{5, 6, 7}, 0},
+		{"masked through the first match", []int32{1, 9, 3, 9, 3, 4}, []int32{9, 3}, 8, []int32{1, 9, 3, 9, 3, 4}, []int32{-100, -100, -100, 9, 3, 4}, 0},
+		{"no match", []int32{1, 3, 4}, []int32{5}, 8, []int32{1, 3, 4}, []int32{1, 3, 4}, 0},
+		{"match cut by truncation", []int32{1, 3, 9, 3}, []int32{9, 3}, 3, []int32{1, 3, 9}, []int32{1, 3, 9}, 0},
+		// SEAL searches the padded row: a mask ending in the pad token
+		// matches across the end of the text and masks pad labels too.
+		{"match reaching into the pads", []int32{1, 3, 9}, []int32{9, pad, pad}, 6, []int32{1, 3, 9}, []int32{-100, -100, -100}, 2},
+		{"match inside the pads", []int32{1, 3}, []int32{pad, pad}, 5, []int32{1, 3}, []int32{-100, -100}, 2},
+		{"every label masked", []int32{1, 3, 9}, []int32{3, 9}, 3, []int32{1, 3, 9}, []int32{-100, -100, -100}, 0},
 	}
 	for _, c := range cases {
-		e := MakeExample(c.ids, c.maxLen, c.mask)
-		if !slices.Equal(e.IDs, c.wantIDs) || !slices.Equal(e.Labels, c.wantLabels) {
-			t.Errorf("%s: %v %v, want %v %v", c.name, e.IDs, e.Labels, c.wantIDs, c.wantLabels)
+		e := MakeExample(c.ids, c.maxLen, c.mask, pad)
+		if !slices.Equal(e.IDs, c.wantIDs) || !slices.Equal(e.Labels, c.wantLabels) || e.MaskedPads != c.wantPads {
+			t.Errorf("%s: %v %v +%d masked pads, want %v %v +%d", c.name, e.IDs, e.Labels, e.MaskedPads, c.wantIDs, c.wantLabels, c.wantPads)
 		}
 	}
 }
 
-func TestExamplesSkipsUntrainable(t *testing.T) {
+func TestMaskedPadsInBatch(t *testing.T) {
+	d := Data{MaxSeqLength: 6, Padding: MaxLength, PadID: 2}
+	e := MakeExample([]int32{1, 3, 9}, 6, []int32{9, 2}, 2)
+	b := d.batch([]Example{e})
+	if want := []int32{-100, -100, -100, -100, 2, 2}; !slices.Equal(b.Labels, want) {
+		t.Errorf("labels %v, want %v", b.Labels, want)
+	}
+	if n := d.countLabels([]Example{e}); n != 2 {
+		t.Errorf("%d counted labels, want 2", n)
+	}
+}
+
+func TestExamplesKeepsMaskedSkipsEmpty(t *testing.T) {
 	d := Data{MaxSeqLength: 16, Padding: Longest, EndMaskSubstring: "##", PadID: 256}
 	exs, skipped, err := d.Examples(byteTok{}, []string{"abc ## def", "", "all masked ##", "x"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// "" has no token; "all masked ##" has every label masked; "x" predicts nothing.
-	if len(exs) != 1 || !slices.Equal(skipped, []int{1, 2, 3}) {
-		t.Errorf("kept %d, skipped %v; want 1 kept, [1 2 3] skipped", len(exs), skipped)
-	}
-	// In max_length mode the pads are labels, so a short sequence trains.
-	d.Padding = MaxLength
-	exs, skipped, _ = d.Examples(byteTok{}, []string{"x", "all masked ##"})
-	if len(exs) != 2 || len(skipped) != 0 {
-		t.Errorf("max_length: kept %d, skipped %v", len(exs), skipped)
+	// "" has no token and is skipped; "all masked ##" (every label masked)
+	// and "x" (nothing to predict) are kept: the Trainer counts them as
+	// batches.
+	if len(exs) != 3 || !slices.Equal(skipped, []int{1}) {
+		t.Errorf("kept %d, skipped %v; want 3 kept, [1] skipped", len(exs), skipped)
 	}
 	if _, _, err := (Data{MaxSeqLength: 1}).Examples(byteTok{}, []string{"a"}); err == nil {
 		t.Error("max_seq_length 1 accepted")
@@ -78,9 +93,18 @@ func TestParams(t *testing.T) {
 			t.Errorf("%+v accepted", p)
 		}
 	}
-	// 5 examples, batches of 2 → 3 batches; windows of 2 → 2 steps per epoch.
-	if got := (Params{Epochs: 3, BatchSize: 2, GradAccum: 2}).Steps(5); got != 6 {
-		t.Errorf("Steps = %d, want 6", got)
+	// transformers 4.52.4: epochs × max(floor(batches / accumulation), 1).
+	steps := []struct{ n, batch, accum, epochs, want int }{
+		{5, 2, 2, 3, 3},   // 3 batches, windows of 2: 1 step per epoch
+		{5, 1, 2, 3, 6},   // 5 batches: 2 per epoch, the run stops in epoch 2
+		{4, 1, 2, 2, 4},   // accumulation divides the batches
+		{3, 1, 4, 2, 2},   // fewer batches than the accumulation: 1 per epoch
+		{7, 1, 1, 10, 70}, // SEAL's defaults
+	}
+	for _, c := range steps {
+		if got := (Params{Epochs: c.epochs, BatchSize: c.batch, GradAccum: c.accum}).Steps(c.n); got != c.want {
+			t.Errorf("Steps(%d) with batch %d, accumulation %d, %d epochs = %d, want %d", c.n, c.batch, c.accum, c.epochs, got, c.want)
+		}
 	}
 }
 

@@ -39,11 +39,15 @@ func (p Params) Validate() error {
 	return nil
 }
 
-// Steps returns the number of optimizer steps for n examples: per epoch,
-// ceil(ceil(n / batch) / accumulation), as the Trainer counts them.
+// Steps returns the number of optimizer steps for n examples, the length of
+// the learning-rate schedule, as transformers 4.52.4's Trainer counts them:
+// epochs × max(floor(ceil(n / batch) / accumulation), 1). An epoch runs
+// ceil(batches / accumulation) windows (the last one shorter), and training
+// stops once Steps are taken, so when the accumulation does not divide the
+// batches the last epochs are cut short.
 func (p Params) Steps(n int) int {
 	batches := (n + p.BatchSize - 1) / p.BatchSize
-	return p.Epochs * max((batches+p.GradAccum-1)/p.GradAccum, 1)
+	return p.Epochs * max(batches/p.GradAccum, 1)
 }
 
 // Step reports one optimizer step.
@@ -76,13 +80,13 @@ func Train(ctx context.Context, m *nn.Model, ad *nn.Adapter, exs []Example, d Da
 	start := time.Now()
 	var steps []Step
 	rows := make([]Example, 0, p.BatchSize)
-	for epoch := 0; epoch < p.Epochs; epoch++ {
+	for epoch := 0; epoch < p.Epochs && len(steps) < total; epoch++ {
 		if p.Shuffle {
 			rng := rand.New(rand.NewPCG(p.Seed, uint64(epoch)))
 			rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 		}
 		batches := (len(order) + p.BatchSize - 1) / p.BatchSize
-		for w0 := 0; w0 < batches; w0 += p.GradAccum {
+		for w0 := 0; w0 < batches && len(steps) < total; w0 += p.GradAccum {
 			if err := ctx.Err(); err != nil {
 				return steps, err
 			}

@@ -103,7 +103,10 @@ func TestDecodeAllocatesNothingPerToken(t *testing.T) {
 	}
 	short, long := allocs(8), allocs(40)
 	t.Logf("allocations per Generate call: %.0f for 8 tokens, %.0f for 40", short, long)
-	if long > short {
+	// 32 more tokens: one allocation per token would add 32. The runtime
+	// itself (a goroutine's stack, a timer) now and then adds one to a
+	// run, so up to 2 more are not counted against decoding.
+	if long > short+2 {
 		t.Errorf("8 tokens: %.0f allocations, 40 tokens: %.0f; decoding allocates per token", short, long)
 	}
 }

@@ -2,9 +2,12 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math"
+	"os"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
@@ -30,6 +33,9 @@ type Config struct {
 	KeepAdapters bool
 	// Port names the kept adapters' directories, as SEAL's server does.
 	Port int
+	// RequestTimeout, when positive, abandons a request that runs longer
+	// (--request_timeout); its client gets a TimeoutError reply.
+	RequestTimeout time.Duration
 }
 
 // DefaultConfig returns the defaults of SEAL's server flags.
@@ -42,6 +48,26 @@ func DefaultConfig() Config {
 // directory, as SEAL's clients expect.
 func (c Config) AdapterDir(step int) string {
 	return filepath.Join("models", fmt.Sprintf("tmp_%d_inner_TTT_%d", c.Port, step), "final_adapter")
+}
+
+// checkNoSymlinks refuses a path any of whose existing components is a
+// symbolic link, so that an adapter kept under models/ stays there.
+func checkNoSymlinks(dir string) error {
+	p := ""
+	for _, part := range strings.Split(filepath.Clean(dir), string(filepath.Separator)) {
+		p = filepath.Join(p, part)
+		fi, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // created below, as a real directory
+		}
+		if err != nil {
+			return err
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			return fmt.Errorf("%s is a symbolic link: kept adapters are written only inside the real models/ directory", p)
+		}
+	}
+	return nil
 }
 
 // Handler runs the TTT cycle for one request message at a time. It is the
@@ -61,27 +87,47 @@ type Handler struct {
 // whether the server should stop after sending it ({"cmd": "shutdown"}).
 // Every outcome, a panic included, is a reply; when ctx is done mid-request
 // the request is abandoned with a KeyboardInterrupt error reply.
+//
+// The request counter, which names kept adapters, advances for every
+// message that decodes to a JSON object and is not a shutdown, errors
+// included, as SEAL's server advances it in a finally clause.
 func (h *Handler) Handle(ctx context.Context, frames [][]byte) (reply []byte, shutdown bool) {
 	log := h.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	req, err := ParseRequest(frames)
+	obj, err := decodeMessage(frames)
 	if err != nil {
-		log.Warn("bad request", "bytes", size(frames), "frames", len(frames), "error", errorText(err))
+		log.Warn("bad message", "bytes", size(frames), "frames", len(frames), "error", errorText(err))
 		return errorReply(err), false
 	}
-	if req.Shutdown {
+	req, err := parseObject(obj)
+	if err == nil && req.Shutdown {
 		log.Info("shutdown requested")
 		return encode(map[string]string{"status": "bye"}), true
 	}
 	step := h.step
 	h.step++
+	if err != nil {
+		log.Warn("bad request", "request", step, "bytes", size(frames), "error", errorText(err))
+		return errorReply(err), false
+	}
+	if len(req.Unknown) > 0 {
+		log.Warn("unknown request keys ignored", "request", step, "keys", req.Unknown)
+	}
+	if h.Config.RequestTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, h.Config.RequestTimeout, errTimeout)
+		defer cancel()
+	}
 	st := &cycleStats{step: step, start: time.Now()}
 	rep, err := h.runSafely(ctx, req, st, log)
 	attrs := st.attrs(req)
 	if err != nil {
-		if ctx.Err() != nil {
+		switch {
+		case context.Cause(ctx) == errTimeout:
+			err = errorf("TimeoutError", "the request ran longer than --request_timeout %s and was abandoned", h.Config.RequestTimeout)
+		case ctx.Err() != nil:
 			err = errInterrupted
 		}
 		attrs = append(attrs, "error", errorText(err))
@@ -92,6 +138,9 @@ func (h *Handler) Handle(ctx context.Context, frames [][]byte) (reply []byte, sh
 	log.Info("request", attrs...)
 	return encode(rep), false
 }
+
+// errTimeout is the cause of a request context that ran out of time.
+var errTimeout = errors.New("request timeout")
 
 // errInterrupted answers a request abandoned because the server is stopping
 // (SIGINT or SIGTERM), named as Python names the exception of Ctrl-C.
@@ -121,11 +170,31 @@ func (h *Handler) run(ctx context.Context, req *Request, st *cycleStats, log *sl
 		gen.Stop = []string{imEnd}
 	}
 
+	tp := req.Train
+	tp.MaxSeqLength = h.Config.MaxSeqLength
+	if tp.Padding == "" {
+		tp.Padding = h.Config.Padding
+	}
+	tp.Seed = seed
+	var train *TrainParams
+	if req.Training() {
+		train = &tp
+	}
+	prompts := h.prompts(req)
+	if err := h.Model.Check(prompts, req.TrainSequences, gen, train); err != nil {
+		return nil, err
+	}
+	if h.Config.KeepAdapters && req.Training() {
+		if err := checkNoSymlinks(h.Config.AdapterDir(st.step)); err != nil {
+			return nil, errorf("ValueError", "--keep_adapter_dir: %v", err)
+		}
+	}
+
 	n := len(req.Questions)
 	baseTexts, baseOK := make([]string, n), make([]bool, n)
 	if req.BaselineEval && n > 0 {
 		var err error
-		baseTexts, baseOK, err = h.evaluate(ctx, nil, req, gen, &st.baseline)
+		baseTexts, baseOK, err = h.evaluate(ctx, nil, req, prompts, gen, &st.baseline, log)
 		if err != nil {
 			return nil, fmt.Errorf("baseline evaluation: %w", err)
 		}
@@ -134,18 +203,12 @@ func (h *Handler) run(ctx context.Context, req *Request, st *cycleStats, log *sl
 		return newReply(baseTexts, baseTexts, baseOK, baseOK), nil
 	}
 
-	tp := req.Train
-	tp.MaxSeqLength = h.Config.MaxSeqLength
-	if tp.Padding == "" {
-		tp.Padding = h.Config.Padding
-	}
-	tp.Seed = seed
 	t0 := time.Now()
 	lastLog := t0
 	adapter, ts, err := h.Model.FineTune(ctx, req.TrainSequences, tp, func(p TrainProgress) {
 		if now := time.Now(); now.Sub(lastLog) >= progressInterval || p.Step == p.Steps {
 			lastLog = now
-			log.Info("training", "step", st.step, "optimizer_step", p.Step, "steps", p.Steps, "loss", p.Loss, "tokens_per_s", round2(p.TokensPerSecond))
+			log.Info("training", "request", st.step, "optimizer_step", p.Step, "optimizer_steps", p.Steps, "loss", round4f(p.Loss), "tokens_per_s", round2(p.TokensPerSecond))
 		}
 	})
 	st.train, st.trainStats = time.Since(t0), ts
@@ -158,12 +221,15 @@ func (h *Handler) run(ctx context.Context, req *Request, st *cycleStats, log *sl
 	defer adapter.Release()
 	if h.Config.KeepAdapters {
 		dir := h.Config.AdapterDir(st.step)
+		if err := checkNoSymlinks(dir); err != nil {
+			return nil, errorf("ValueError", "--keep_adapter_dir: %v", err)
+		}
 		if err := adapter.SavePEFT(dir); err != nil {
 			return nil, fmt.Errorf("saving the adapter to %s: %w", dir, err)
 		}
 		st.adapterDir = dir
 	}
-	adaptTexts, adaptOK, err := h.evaluate(ctx, adapter, req, gen, &st.adapted)
+	adaptTexts, adaptOK, err := h.evaluate(ctx, adapter, req, prompts, gen, &st.adapted, log)
 	if err != nil {
 		return nil, fmt.Errorf("adapter evaluation: %w", err)
 	}
@@ -173,13 +239,19 @@ func (h *Handler) run(ctx context.Context, req *Request, st *cycleStats, log *sl
 // progressInterval is the least time between two training progress lines.
 const progressInterval = 2 * time.Second
 
-// evaluate answers every question with adapter (nil: the base model) in one
-// batch and grades the answers.
-func (h *Handler) evaluate(ctx context.Context, adapter Adapter, req *Request, gen GenParams, ps *phaseStats) ([]string, []bool, error) {
+// prompts returns the answer prompt of every question.
+func (h *Handler) prompts(req *Request) []string {
 	prompts := make([]string, len(req.Questions))
 	for i, q := range req.Questions {
 		prompts[i] = answerPrompt(q.Question, h.Config.Instruct, req.ChainOfThought)
 	}
+	return prompts
+}
+
+// evaluate answers every question with adapter (nil: the base model) and
+// grades the answers. A grader that fails counts the answers it was given
+// wrong, as SEAL's grading does, and logs a warning.
+func (h *Handler) evaluate(ctx context.Context, adapter Adapter, req *Request, prompts []string, gen GenParams, ps *phaseStats, log *slog.Logger) ([]string, []bool, error) {
 	t0 := time.Now()
 	outs, err := h.Model.Generate(ctx, adapter, prompts, gen)
 	ps.generate = time.Since(t0)
@@ -210,11 +282,15 @@ func (h *Handler) evaluate(ctx context.Context, adapter Adapter, req *Request, g
 		t1 := time.Now()
 		verdicts, err := h.Grader.Grade(ctx, items)
 		ps.grade = time.Since(t1)
-		if err != nil {
-			return nil, nil, fmt.Errorf("grading: %w", err)
+		if err == nil && len(verdicts) != len(items) {
+			err = fmt.Errorf("%d verdicts for %d answers", len(verdicts), len(items))
 		}
-		if len(verdicts) != len(items) {
-			return nil, nil, fmt.Errorf("grading: %d verdicts for %d answers", len(verdicts), len(items))
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, nil, ctx.Err()
+			}
+			log.Warn("grading failed: the answers count as wrong, as in SEAL", "answers", len(items), "error", errorText(err))
+			verdicts = make([]bool, len(items))
 		}
 		for j, i := range index {
 			ok[i] = verdicts[j]
@@ -244,7 +320,7 @@ type phaseStats struct {
 func (s *cycleStats) attrs(req *Request) []any {
 	genTime := s.baseline.generate + s.adapted.generate
 	a := []any{
-		"step", s.step,
+		"request", s.step,
 		"questions", len(req.Questions),
 		"train_sequences", len(req.TrainSequences),
 		"train_bytes", textBytes(req.TrainSequences),
@@ -262,8 +338,8 @@ func (s *cycleStats) attrs(req *Request) []any {
 			"train_steps", s.trainStats.Steps,
 			"trained_tokens", s.trainStats.Tokens,
 			"trained_tokens_per_s", round2(rate(s.trainStats.Tokens, s.train)),
-			"loss_first", s.trainStats.FirstLoss,
-			"loss_last", s.trainStats.LastLoss)
+			"loss_first", round4f(s.trainStats.FirstLoss),
+			"loss_last", round4f(s.trainStats.LastLoss))
 	}
 	if s.adapterDir != "" {
 		a = append(a, "adapter_dir", s.adapterDir)
@@ -280,6 +356,16 @@ func rate(n int, d time.Duration) float64 {
 
 func round2(x float64) float64 {
 	return math.Round(x*100) / 100
+}
+
+// round4f rounds a loss to 4 decimals for the log. A window with no counted
+// label has no loss (0/0): it is logged as the string "NaN", which JSON can
+// hold.
+func round4f(x float64) any {
+	if math.IsNaN(x) {
+		return "NaN"
+	}
+	return math.Round(x*1e4) / 1e4
 }
 
 func textBytes(ss []string) int {

@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // newHandler returns a Handler over a fresh fake model with the contains
@@ -227,8 +229,6 @@ func TestFailuresAreErrorReplies(t *testing.T) {
 		}, `ValueError: target module "w_proj" is not in the model`},
 		{"panic", func(h *Handler, m *fakeModel) { m.panicMsg = "index out of range" },
 			"RuntimeError: internal error: index out of range"},
-		{"grader", func(h *Handler, m *fakeModel) { h.Grader = failingGrader{} },
-			"RuntimeError: baseline evaluation: grading: grader down"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -244,6 +244,23 @@ func TestFailuresAreErrorReplies(t *testing.T) {
 				t.Errorf("next reply %v", out)
 			}
 		})
+	}
+}
+
+// TestGraderFailureCountsWrong: as in SEAL's grading, answers that cannot be
+// graded count as wrong in a normal reply, with a warning in the log.
+func TestGraderFailureCountsWrong(t *testing.T) {
+	var buf bytes.Buffer
+	h, _ := newHandler(t)
+	h.Log = slog.New(slog.NewJSONHandler(&buf, nil))
+	h.Grader = failingGrader{}
+	out := handle(t, h, twoFacts+`}`)
+	want := []any{false, false}
+	if !reflect.DeepEqual(out["baseline_correct"], want) || !reflect.DeepEqual(out["adapter_correct"], want) || out["adapter_accuracy"] != 0.0 {
+		t.Errorf("reply %v, want every answer wrong", out)
+	}
+	if !strings.Contains(buf.String(), "grading failed") || !strings.Contains(buf.String(), "grader down") {
+		t.Errorf("no warning in the log: %s", buf.String())
 	}
 }
 
@@ -264,6 +281,8 @@ func TestBlankAnswersAreWrongWithoutGrading(t *testing.T) {
 }
 
 type blankModel struct{ Model }
+
+func (blankModel) Check([]string, []string, GenParams, *TrainParams) error { return nil }
 
 func (blankModel) Generate(_ context.Context, _ Adapter, prompts []string, _ GenParams) ([]Completion, error) {
 	out := make([]Completion, len(prompts))
@@ -291,6 +310,12 @@ func TestLogLine(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &line); err != nil {
 		t.Fatal(err)
 	}
+	if line["request"] != 0.0 {
+		t.Errorf("log line's request counter %v, want 0", line["request"])
+	}
+	if l := line["loss_last"].(float64); math.Round(l*1e4)/1e4 != l {
+		t.Errorf("loss %v has more than 4 decimals", l)
+	}
 	for _, k := range []string{"questions", "train_sequences", "baseline_eval_s", "train_s", "adapter_eval_s", "grade_s",
 		"trained_tokens_per_s", "generated_tokens_per_s", "loss_first", "loss_last", "baseline_accuracy", "adapter_accuracy"} {
 		if _, ok := line[k]; !ok {
@@ -302,16 +327,21 @@ func TestLogLine(t *testing.T) {
 	}
 }
 
+// TestDemoRequestBeatsBaseline runs the demo as `seal-ttt demo` does: the
+// built-in model, the contains grader and the demo's flags.
 func TestDemoRequestBeatsBaseline(t *testing.T) {
-	h, _ := newHandler(t)
+	cfg := DefaultConfig()
+	cfg.MaxSeqLength, cfg.MaxTokens = 192, 24
+	h := &Handler{Model: builtinEngine(t), Grader: ContainsGrader{}, Config: cfg}
 	var out bytes.Buffer
 	rep, err := Demo(context.Background(), h, &out)
 	if err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
-	if rep.AdapterAccuracy != 1 || rep.BaselineAccuracy != 0 || !strings.Contains(out.String(), "memorised") {
+	if rep.AdapterAccuracy <= rep.BaselineAccuracy || !strings.Contains(out.String(), "memorised") || !strings.Contains(out.String(), "not SEAL's defaults") {
 		t.Errorf("demo reply %+v\n%s", rep, out.String())
 	}
+	t.Logf("baseline %.4f, adapter %.4f", float64(rep.BaselineAccuracy), float64(rep.AdapterAccuracy))
 }
 
 func TestOneLine(t *testing.T) {
@@ -324,6 +354,104 @@ func TestOneLine(t *testing.T) {
 	for _, tt := range tests {
 		if got := oneLine(tt.in); got != tt.want {
 			t.Errorf("oneLine(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestRequestCounter: the counter that names kept adapters advances for
+// every request that reaches the cycle, failed ones included (SEAL's
+// finally), but not for messages that are not JSON objects.
+func TestRequestCounter(t *testing.T) {
+	dir := t.TempDir()
+	wd, _ := os.Getwd()
+	if err := os.Chdir(dir); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Chdir(wd)
+	h, m := newHandler(t)
+	h.Config.KeepAdapters, h.Config.Port = true, 6002
+	handle(t, h, `not json`)                                     // not a request
+	handle(t, h, `[1]`)                                          // not a request
+	handle(t, h, `{"lora_rank": "x", "train_sequences": ["a"]}`) // request 0: TypeError
+	m.trainErr = errors.New("boom")
+	handle(t, h, twoFacts+`}`) // request 1: training fails
+	m.trainErr = nil
+	handle(t, h, twoFacts+`}`) // request 2
+	if _, err := os.Stat(filepath.Join(dir, "models/tmp_6002_inner_TTT_2/final_adapter/adapter_config.json")); err != nil {
+		t.Errorf("request 2's adapter: %v", err)
+	}
+}
+
+// TestCheckComesFirst: a request the model refuses (too long, over the
+// memory budget) is answered before any generation or training.
+func TestCheckComesFirst(t *testing.T) {
+	h, m := newHandler(t)
+	m.checkErr = errorf("ValueError", "over the budget of 1.0 GiB")
+	out := handle(t, h, twoFacts+`}`)
+	if out["error"] != "ValueError: over the budget of 1.0 GiB" || len(m.genCalls) != 0 || len(m.trainCall) != 0 {
+		t.Errorf("reply %v after %d generations, %d trainings", out, len(m.genCalls), len(m.trainCall))
+	}
+}
+
+func TestRequestTimeout(t *testing.T) {
+	h, m := newHandler(t)
+	m.block = make(chan struct{}) // training never ends on its own
+	h.Config.RequestTimeout = 50 * time.Millisecond
+	start := time.Now()
+	out := handle(t, h, twoFacts+`}`)
+	msg, _ := out["error"].(string)
+	if !strings.HasPrefix(msg, "TimeoutError: ") || time.Since(start) > 5*time.Second {
+		t.Errorf("reply %v after %s", out, time.Since(start))
+	}
+}
+
+// TestKeepAdapterDirStaysInModels: a models/ that is a symbolic link (or a
+// link inside it) is refused rather than followed.
+func TestKeepAdapterDirStaysInModels(t *testing.T) {
+	for _, link := range []string{"models", "models/tmp_6003_inner_TTT_0"} {
+		t.Run(link, func(t *testing.T) {
+			dir, outside := t.TempDir(), t.TempDir()
+			wd, _ := os.Getwd()
+			if err := os.Chdir(dir); err != nil {
+				t.Fatal(err)
+			}
+			defer os.Chdir(wd)
+			os.MkdirAll(filepath.Dir(link), 0o755)
+			if err := os.Symlink(outside, link); err != nil {
+				t.Fatal(err)
+			}
+			h, m := newHandler(t)
+			h.Config.KeepAdapters, h.Config.Port = true, 6003
+			out := handle(t, h, twoFacts+`}`)
+			msg, _ := out["error"].(string)
+			if !strings.HasPrefix(msg, "ValueError: --keep_adapter_dir: ") || !strings.Contains(msg, "symbolic link") || len(m.trainCall) != 0 {
+				t.Errorf("reply %v", out)
+			}
+			if entries, _ := os.ReadDir(outside); len(entries) != 0 {
+				t.Errorf("wrote outside models/: %v", entries)
+			}
+		})
+	}
+}
+
+func TestUnknownKeysLogged(t *testing.T) {
+	var buf bytes.Buffer
+	h, _ := newHandler(t)
+	h.Log = slog.New(slog.NewJSONHandler(&buf, nil))
+	handle(t, h, `{"eval_questions": [], "lora_rnak": 8}`)
+	if !strings.Contains(buf.String(), `"msg":"unknown request keys ignored"`) || !strings.Contains(buf.String(), `"keys":["lora_rnak"]`) {
+		t.Errorf("log %s", buf.String())
+	}
+}
+
+func TestLossForTheLog(t *testing.T) {
+	cases := []struct {
+		in   float64
+		want any
+	}{{1.23456, 1.2346}, {5, 5.0}, {math.NaN(), "NaN"}}
+	for _, c := range cases {
+		if got := round4f(c.in); got != c.want {
+			t.Errorf("round4f(%v) = %v, want %v", c.in, got, c.want)
 		}
 	}
 }

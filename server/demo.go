@@ -39,6 +39,13 @@ func Demo(ctx context.Context, h *Handler, w io.Writer) (*Reply, error) {
 	go func() { served <- Serve(ctx, sock, h) }()
 
 	fmt.Fprintf(w, "server listening on %s (%s transport); sending the demo request\n\n", sock.Endpoint(), DefaultTransport)
+	if req, err := ParseRequest([][]byte{DemoRequest}); err == nil {
+		t := req.Train
+		fmt.Fprintf(w, "Settings: LoRA rank %d, alpha %g on %s, %d epochs at lr %g, batch %d, seed %d; max_seq_length %d, padding %s.\n"+
+			"They are the demo request's own, not SEAL's defaults (rank 32, alpha 64 on q_proj/v_proj, 10 epochs at lr 1e-3):\n"+
+			"on this tiny untrained model SEAL's defaults, with the EOS padding kept in the loss, mostly train it towards empty answers.\n\n",
+			t.Rank, t.Alpha, strings.Join(t.TargetModules, ","), t.Epochs, t.LR, t.BatchSize, t.Seed, h.Config.MaxSeqLength, h.Config.Padding)
+	}
 	raw, err := roundTrip(ctx, sock.Endpoint(), DemoRequest)
 	if err != nil {
 		return nil, err

@@ -21,13 +21,29 @@ type Engine struct {
 	name string // recorded as base_model_name_or_path in saved adapters
 	eos  []int  // token ids that end generation
 	pad  int32  // the pad id for training: eos, as SEAL sets it
+	plan *Plan
 	log  *slog.Logger
 }
 
 // NewEngine wraps a loaded model and its tokenizer. name identifies the base
-// model in saved adapters.
-func NewEngine(m *nn.Model, tok *tokenizer.Tokenizer, name string, log *slog.Logger) (*Engine, error) {
-	e := &Engine{m: m, tok: tok, name: name, log: log}
+// model in saved adapters; maxMemory bounds the process's memory (weights
+// included) for planning requests, 0 meaning DefaultMaxMemory. A tokenizer
+// with more ids than the model's vocabulary is refused.
+func NewEngine(m *nn.Model, tok *tokenizer.Tokenizer, name string, maxMemory int64, log *slog.Logger) (*Engine, error) {
+	if n := tok.VocabSize(); n > m.Config.VocabSize {
+		return nil, fmt.Errorf("model %s: the tokenizer has %d ids but the model's vocabulary only %d: they do not belong together", name, n, m.Config.VocabSize)
+	}
+	if maxMemory <= 0 {
+		maxMemory = DefaultMaxMemory()
+	}
+	if maxMemory <= 0 {
+		return nil, fmt.Errorf("the machine's memory size cannot be read: set --max_memory")
+	}
+	plan, err := NewPlan(m.Config, maxMemory)
+	if err != nil {
+		return nil, fmt.Errorf("model %s: %w", name, err)
+	}
+	e := &Engine{m: m, tok: tok, name: name, plan: plan, log: log}
 	e.eos = append(e.eos, m.Config.EOS...)
 	if id, ok := tok.EOS(); ok {
 		e.eos = append(e.eos, id)
@@ -46,8 +62,40 @@ func NewEngine(m *nn.Model, tok *tokenizer.Tokenizer, name string, log *slog.Log
 	return e, nil
 }
 
-// Generate implements Model.
-func (e *Engine) Generate(ctx context.Context, adapter Adapter, prompts []string, p GenParams) ([]Completion, error) {
+// CheckConfig checks the server's settings against the model once, at
+// startup: answers and training rows must fit the model's context.
+func (e *Engine) CheckConfig(c Config) error {
+	ctx := e.m.Config.MaxPositions
+	switch {
+	case c.MaxTokens < 1 || c.MaxTokens >= ctx:
+		return fmt.Errorf("--eval_max_tokens %d must be between 1 and %d: the model has %d positions and a prompt needs at least one", c.MaxTokens, ctx-1, ctx)
+	case c.MaxSeqLength > ctx:
+		return fmt.Errorf("--max_seq_length %d exceeds the model's %d positions", c.MaxSeqLength, ctx)
+	}
+	return nil
+}
+
+// Budget is the memory a request may use on top of the model's weights.
+func (e *Engine) Budget() int64 { return e.plan.Budget }
+
+// encode tokenises prompts as generation sees them.
+func (e *Engine) encode(prompts []string) ([][]int32, int, error) {
+	ids := make([][]int32, len(prompts))
+	longest := 0
+	for i, s := range prompts {
+		for _, id := range e.tok.Encode(s, true) {
+			ids[i] = append(ids[i], int32(id))
+		}
+		if len(ids[i]) == 0 {
+			return nil, 0, errorf("ValueError", "prompt %d encodes to no tokens", i)
+		}
+		longest = max(longest, len(ids[i]))
+	}
+	return ids, longest, nil
+}
+
+// stopIDs returns the token ids that end generation with p.
+func (e *Engine) stopIDs(p GenParams) ([]int, error) {
 	stop := append([]int{}, e.eos...)
 	for _, s := range p.Stop {
 		id, ok := e.tok.TokenID(s)
@@ -56,66 +104,140 @@ func (e *Engine) Generate(ctx context.Context, adapter Adapter, prompts []string
 		}
 		stop = append(stop, id)
 	}
-	ids := make([][]int32, len(prompts))
+	return stop, nil
+}
+
+// overBudget is the error of a request whose plan does not fit.
+func (e *Engine) overBudget(what string, need int64, advice string) error {
+	return errorf("ValueError", "%s needs about %s of memory, over the budget of %s (--max_memory less the model's %s of weights)%s",
+		what, FormatBytes(need), FormatBytes(e.plan.Budget), FormatBytes(WeightBytes(e.m.Config)), advice)
+}
+
+// Check implements Model.
+func (e *Engine) Check(prompts, seqs []string, gen GenParams, train *TrainParams) error {
+	if _, err := e.stopIDs(gen); err != nil {
+		return err
+	}
+	positions := e.m.Config.MaxPositions
+	longest := 0
 	for i, s := range prompts {
-		for _, id := range e.tok.Encode(s, true) {
-			ids[i] = append(ids[i], int32(id))
+		n := len(e.tok.Encode(s, true))
+		if n+gen.MaxTokens > positions {
+			return errorf("ValueError", "eval_questions[%d]: its prompt is %d tokens; with %d new tokens (--eval_max_tokens) the model's %d positions allow prompts of at most %d tokens",
+				i, n, gen.MaxTokens, positions, positions-gen.MaxTokens)
 		}
-		if len(ids[i]) == 0 {
-			return nil, errorf("ValueError", "prompt %d encodes to no tokens", i)
+		longest = max(longest, n)
+	}
+	if len(prompts) > 0 && e.plan.GroupSize(len(prompts), longest, gen.MaxTokens) == 0 {
+		return e.overBudget(fmt.Sprintf("answering one question of %d prompt tokens", longest), e.plan.GenerateBytes(1, longest, gen.MaxTokens), "")
+	}
+	if train == nil {
+		return nil
+	}
+	spec, d, _, err := e.trainSetup(*train)
+	if err != nil {
+		return err
+	}
+	width := d.MaxSeqLength
+	if d.Padding == lora.Longest {
+		width = 0
+		for _, s := range seqs {
+			width = max(width, min(len(e.tok.Encode(s, true)), d.MaxSeqLength))
 		}
+	}
+	rows := min(train.BatchSize, len(seqs))
+	mods := len(spec.Targets)
+	if mods == 0 {
+		mods = len(lora.DefaultTargets(e.m.Config.Arch))
+	}
+	if need := e.plan.TrainBytes(rows, width, spec.Rank, mods, spec.Dropout > 0); need > e.plan.Budget {
+		return e.overBudget(fmt.Sprintf("training on micro-batches of %d sequences of %d tokens", rows, width), need,
+			": lower batch_size (gradient_accumulation_steps keeps the effective batch) or --max_seq_length, or use padding \"longest\"")
+	}
+	return nil
+}
+
+// Generate implements Model. Prompts are answered in groups sized by the
+// memory plan, so that memory is bounded whatever their number.
+func (e *Engine) Generate(ctx context.Context, adapter Adapter, prompts []string, p GenParams) ([]Completion, error) {
+	stop, err := e.stopIDs(p)
+	if err != nil {
+		return nil, err
+	}
+	ids, longest, err := e.encode(prompts)
+	if err != nil {
+		return nil, err
 	}
 	var ad *nn.Adapter
 	if a, ok := adapter.(*engineAdapter); ok && a != nil {
 		ad = a.ad
 	}
-	out, err := e.m.Generate(ctx, ids, ad, nn.GenerateOptions{
-		MaxNewTokens: p.MaxTokens, Temperature: p.Temperature, TopP: p.TopP, Seed: uint64(p.Seed), StopIDs: stop,
-	})
-	if err != nil {
-		return nil, err
+	group := e.plan.GroupSize(len(ids), longest, p.MaxTokens)
+	if group == 0 && len(ids) > 0 {
+		return nil, e.overBudget(fmt.Sprintf("answering one prompt of %d tokens", longest), e.plan.GenerateBytes(1, longest, p.MaxTokens), "")
 	}
-	res := make([]Completion, len(out))
-	for i, toks := range out {
-		n := len(toks)
-		if n < p.MaxTokens {
-			n++ // a stop token ended it
+	res := make([]Completion, 0, len(prompts))
+	for start := 0; start < len(ids); start += group {
+		end := min(start+group, len(ids))
+		out, err := e.m.Generate(ctx, ids[start:end], ad, nn.GenerateOptions{
+			MaxNewTokens: p.MaxTokens, Temperature: p.Temperature, TopP: p.TopP, Seed: uint64(p.Seed) + uint64(start), StopIDs: stop,
+		})
+		if err != nil {
+			return nil, err
 		}
-		res[i] = Completion{Text: e.tok.Decode(toInts(toks), true), Tokens: n}
+		for _, toks := range out {
+			n := len(toks)
+			if n < p.MaxTokens {
+				n++ // a stop token ended it
+			}
+			res = append(res, Completion{Text: e.tok.Decode(toInts(toks), true), Tokens: n})
+		}
 	}
 	return res, nil
+}
+
+// trainSetup turns a request's hyperparameters into the lora package's.
+func (e *Engine) trainSetup(p TrainParams) (lora.Spec, lora.Data, lora.Params, error) {
+	spec := lora.Spec{Rank: p.Rank, Alpha: p.Alpha, Dropout: p.Dropout, Layers: p.LoRALayers}
+	for _, name := range p.TargetModules {
+		mods, err := lora.ParseTargets(name)
+		if err != nil {
+			return spec, lora.Data{}, lora.Params{}, errorf("ValueError", "%v", err)
+		}
+		spec.Targets = append(spec.Targets, mods...)
+	}
+	if err := spec.Validate(e.m.Config); err != nil {
+		return spec, lora.Data{}, lora.Params{}, errorf("ValueError", "%v", err)
+	}
+	pad, err := lora.ParsePadding(p.Padding)
+	if err != nil {
+		return spec, lora.Data{}, lora.Params{}, errorf("ValueError", "%v", err)
+	}
+	d := lora.Data{MaxSeqLength: p.MaxSeqLength, Padding: pad, EndMaskSubstring: p.EndMaskSubstring, PadID: e.pad}
+	if d.MaxSeqLength < 2 {
+		return spec, d, lora.Params{}, errorf("ValueError", "max_seq_length %d must be at least 2", d.MaxSeqLength)
+	}
+	params := lora.Params{Epochs: p.Epochs, LR: p.LR, BatchSize: p.BatchSize, GradAccum: p.GradAccum,
+		MaxGradNorm: 1, Shuffle: true, Seed: uint64(p.Seed)}
+	if err := params.Validate(); err != nil {
+		return spec, d, params, errorf("ValueError", "%v", err)
+	}
+	return spec, d, params, nil
 }
 
 // FineTune implements Model.
 func (e *Engine) FineTune(ctx context.Context, seqs []string, p TrainParams, progress func(TrainProgress)) (Adapter, TrainStats, error) {
 	var st TrainStats
-	spec := lora.Spec{Rank: p.Rank, Alpha: p.Alpha, Dropout: p.Dropout, Layers: p.LoRALayers}
-	for _, name := range p.TargetModules {
-		mods, err := lora.ParseTargets(name)
-		if err != nil {
-			return nil, st, errorf("ValueError", "%v", err)
-		}
-		spec.Targets = append(spec.Targets, mods...)
-	}
-	if err := spec.Validate(e.m.Config); err != nil {
-		return nil, st, errorf("ValueError", "%v", err)
-	}
-	pad, err := lora.ParsePadding(p.Padding)
+	spec, d, params, err := e.trainSetup(p)
 	if err != nil {
-		return nil, st, errorf("ValueError", "%v", err)
-	}
-	d := lora.Data{MaxSeqLength: p.MaxSeqLength, Padding: pad, EndMaskSubstring: p.EndMaskSubstring, PadID: e.pad}
-	params := lora.Params{Epochs: p.Epochs, LR: p.LR, BatchSize: p.BatchSize, GradAccum: p.GradAccum,
-		MaxGradNorm: 1, Shuffle: true, Seed: uint64(p.Seed)}
-	if err := params.Validate(); err != nil {
-		return nil, st, errorf("ValueError", "%v", err)
+		return nil, st, err
 	}
 	exs, skipped, err := d.Examples(e.tok, seqs)
 	if err != nil {
 		return nil, st, errorf("ValueError", "%v", err)
 	}
 	if len(skipped) > 0 {
-		e.log.Warn("training sequences skipped: nothing to learn (empty, or every label masked)", "indices", skipped)
+		e.log.Warn("training sequences skipped: they encode to no tokens", "indices", skipped)
 	}
 	ad, err := lora.New(e.m, spec, rand.New(rand.NewPCG(uint64(p.Seed), 0x10a)))
 	if err != nil {

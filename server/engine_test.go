@@ -16,7 +16,7 @@ import (
 
 func builtinEngine(t *testing.T) *Engine {
 	t.Helper()
-	e, err := NewEngine(nn.Builtin(cpu.Backend{}), tokenizer.Bytes(), "builtin", nil)
+	e, err := NewEngine(nn.Builtin(cpu.Backend{}), tokenizer.Bytes(), "builtin", 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ type fakeModel struct {
 	genCalls  []fakeGenCall
 	trainCall []TrainParams
 
+	checkErr error         // returned by Check when set
 	genErr   error         // returned by Generate when set
 	trainErr error         // returned by FineTune when set
 	panicMsg string        // FineTune panics with it when set
@@ -49,6 +50,10 @@ func (a *fakeAdapter) SavePEFT(dir string) error {
 }
 
 func (a *fakeAdapter) Release() { a.released.Add(1) }
+
+func (m *fakeModel) Check(prompts, seqs []string, gen GenParams, train *TrainParams) error {
+	return m.checkErr
+}
 
 func (m *fakeModel) Generate(ctx context.Context, adapter Adapter, prompts []string, p GenParams) ([]Completion, error) {
 	m.mu.Lock()

@@ -289,15 +289,16 @@ func TestOpenAIGrader(t *testing.T) {
 	}
 }
 
-func TestOpenAIGraderErrorFailsTheRequest(t *testing.T) {
+// TestOpenAIGraderErrorCountsWrong: an OpenAI grader that keeps failing
+// counts the answers wrong, as SEAL's grade_with_gpt4 does, and the request
+// still gets a normal reply.
+func TestOpenAIGraderErrorCountsWrong(t *testing.T) {
 	srv := httptest.NewServer(&fakeOpenAI{status: http.StatusBadGateway})
 	defer srv.Close()
 	h, _ := newHandler(t)
 	h.Grader = &OpenAIGrader{BaseURL: srv.URL + "/v1", Model: "gpt-4.1", Backoff: func(int) time.Duration { return 0 }}
 	out := handle(t, h, twoFacts+`}`)
-	msg, _ := out["error"].(string)
-	if !strings.HasPrefix(msg, "RuntimeError: baseline evaluation: grading: grading answer ") ||
-		!strings.Contains(msg, "gpt-4.1 at http://127.0.0.1:") {
-		t.Errorf("reply %v, want a grading error", out)
+	if _, failed := out["error"]; failed || out["adapter_accuracy"] != 0.0 || !reflect.DeepEqual(out["adapter_correct"], []any{false, false}) {
+		t.Errorf("reply %v, want every answer counted wrong", out)
 	}
 }

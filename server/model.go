@@ -27,6 +27,13 @@ type Model interface {
 	// calls progress, if not nil, at least every few seconds and after the
 	// last step.
 	FineTune(ctx context.Context, seqs []string, p TrainParams, progress func(TrainProgress)) (Adapter, TrainStats, error)
+
+	// Check runs before any work on a request: it checks that every prompt
+	// fits the model's context with gen.MaxTokens new tokens, that train
+	// (nil when the request does not train) is valid for the model, and
+	// that the work fits the memory budget. A failure is an *Error of type
+	// ValueError that names the limit.
+	Check(prompts, seqs []string, gen GenParams, train *TrainParams) error
 }
 
 // Adapter is a trained LoRA adapter. It lives as long as one request: the

@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"sort"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/goseal/ttt/hf"
 )
 
 // Limits on a request. They exist so that a malformed request gets an error
@@ -42,6 +45,13 @@ type Request struct {
 	BaselineEval bool
 	// ChainOfThought selects the reasoning prompt and final-answer extraction.
 	ChainOfThought bool
+	// Unknown lists the request's keys that this server does not read, sorted;
+	// the cycle logs them as a warning.
+	Unknown []string
+	// nullTraining lists training keys set to null: SEAL's msg.get passes
+	// None to PEFT and the Trainer, which fail, so a request that trains
+	// with one of them is a TypeError.
+	nullTraining []string
 }
 
 // Question is one evaluation question and its gold answer.
@@ -51,9 +61,22 @@ type Question struct {
 }
 
 // ParseRequest decodes and validates one request message (all its frames).
-// Absent keys and keys set to null take the defaults of SEAL's server;
-// unknown keys are ignored. Every problem is an *Error.
+// Keys take the values SEAL's server would see through msg.get: an absent
+// key takes its default, and a key set to null is None (see docs/decisions.md
+// for each key). Unknown keys are listed in Unknown. Every problem is an
+// *Error.
 func ParseRequest(frames [][]byte) (*Request, error) {
+	obj, err := decodeMessage(frames)
+	if err != nil {
+		return nil, err
+	}
+	return parseObject(obj)
+}
+
+// decodeMessage decodes a message into a JSON object: the part of the work
+// SEAL's server does before its cycle (recv_json), whose failures do not
+// count as a request.
+func decodeMessage(frames [][]byte) (map[string]json.RawMessage, error) {
 	switch {
 	case len(frames) == 0:
 		return nil, errorf("ValueError", "empty message: send the request as one JSON frame")
@@ -75,6 +98,27 @@ func ParseRequest(frames [][]byte) (*Request, error) {
 	if obj == nil { // the message was the JSON literal null
 		return nil, errorf("TypeError", "the request must be a JSON object, got None")
 	}
+	return obj, nil
+}
+
+// requestKeys are the keys the server reads.
+var requestKeys = map[string]bool{
+	"cmd": true, "train_sequences": true, "eval_questions": true, "lora_rank": true, "lora_alpha": true,
+	"lora_dropout": true, "finetune_epochs": true, "finetune_lr": true, "batch_size": true,
+	"gradient_accumulation_steps": true, "end_mask_substring": true, "skip_training": true,
+	"baseline_eval": true, "chain_of_thought": true, "seed": true, "padding": true,
+	"target_modules": true, "lora_layers": true,
+}
+
+// trainingKeys are SEAL's keys that only its fine-tuning reads.
+var trainingKeys = []string{"lora_rank", "lora_alpha", "lora_dropout", "finetune_epochs", "finetune_lr",
+	"batch_size", "gradient_accumulation_steps"}
+
+// MaxBatch bounds batch_size and gradient_accumulation_steps, as the trainer does.
+const MaxBatch = 4096
+
+// parseObject reads the request's keys from a decoded message.
+func parseObject(obj map[string]json.RawMessage) (*Request, error) {
 	d := decoder{obj: obj}
 	r := &Request{}
 	if cmd, ok := d.str("cmd"); ok {
@@ -83,7 +127,19 @@ func ParseRequest(frames [][]byte) (*Request, error) {
 		}
 		return &Request{Shutdown: true}, nil
 	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	for k := range obj {
+		if !requestKeys[k] {
+			r.Unknown = append(r.Unknown, k)
+		}
+	}
+	sort.Strings(r.Unknown)
 	r.TrainSequences = d.strings("train_sequences")
+	if d.isNull("eval_questions") {
+		d.fail("TypeError", "eval_questions must be a list of objects, got None")
+	}
 	r.Questions = d.questions("eval_questions")
 	r.Train = TrainParams{
 		Rank:             d.integer("lora_rank", 32, 1, 4096),
@@ -91,22 +147,30 @@ func ParseRequest(frames [][]byte) (*Request, error) {
 		Dropout:          d.float("lora_dropout", 0, 0, 1, true),
 		Epochs:           d.integer("finetune_epochs", 10, 1, 100000),
 		LR:               d.float("finetune_lr", 1e-3, 0, 1, false),
-		BatchSize:        d.integer("batch_size", 1, 1, 1<<16),
-		GradAccum:        d.integer("gradient_accumulation_steps", 1, 1, 1<<16),
+		BatchSize:        d.integer("batch_size", 1, 1, MaxBatch),
+		GradAccum:        d.integer("gradient_accumulation_steps", 1, 1, MaxBatch),
 		EndMaskSubstring: d.optString("end_mask_substring"),
 		LoRALayers:       d.integer("lora_layers", 0, 0, 1<<16),
 		TargetModules:    d.targetModules("target_modules"),
 		Padding:          d.padding("padding"),
 	}
+	for _, k := range trainingKeys {
+		if d.isNull(k) {
+			r.nullTraining = append(r.nullTraining, k)
+		}
+	}
 	if d.present("seed") {
 		r.Train.Seed = int64(d.integer("seed", 0, -1<<53, 1<<53))
 		r.HasSeed = true
 	}
-	r.SkipTraining = d.boolean("skip_training", false)
-	r.BaselineEval = d.boolean("baseline_eval", true)
-	r.ChainOfThought = d.boolean("chain_of_thought", false)
+	r.SkipTraining = d.truthy("skip_training", false)
+	r.BaselineEval = d.truthy("baseline_eval", true)
+	r.ChainOfThought = d.truthy("chain_of_thought", false)
 	if d.err != nil {
 		return nil, d.err
+	}
+	if r.Training() && len(r.nullTraining) > 0 {
+		return nil, errorf("TypeError", "%s is null: SEAL's trainer would get None; leave the key out for its default", r.nullTraining[0])
 	}
 	return r, nil
 }
@@ -126,6 +190,12 @@ type decoder struct {
 func (d *decoder) present(key string) bool {
 	v, ok := d.obj[key]
 	return ok && !bytes.Equal(v, []byte("null"))
+}
+
+// isNull reports whether key is set to null.
+func (d *decoder) isNull(key string) bool {
+	v, ok := d.obj[key]
+	return ok && bytes.Equal(v, []byte("null"))
 }
 
 func (d *decoder) fail(typ, format string, args ...any) {
@@ -186,16 +256,25 @@ func (d *decoder) float(key string, def, lo, hi float64, lowClosed bool) float64
 	return def
 }
 
-func (d *decoder) boolean(key string, def bool) bool {
-	if !d.present(key) || d.err != nil {
+// truthy reads key as Python's bool() reads the value json.loads gives:
+// false, null, 0, "", [] and {} are false, anything else true; absent is def.
+func (d *decoder) truthy(key string, def bool) bool {
+	raw, ok := d.obj[key]
+	if !ok || d.err != nil {
 		return def
 	}
-	var b bool
-	if err := json.Unmarshal(d.obj[key], &b); err != nil {
-		d.fail("TypeError", "%s must be true or false, got %s", key, pyType(d.obj[key]))
-		return def
+	switch v := strings.TrimSpace(string(raw)); {
+	case v == "false" || v == "null" || v == `""`:
+		return false
+	case isNumber(raw):
+		f, err := strconv.ParseFloat(v, 64)
+		return err != nil || f != 0 // a number too large for a float is not 0
+	case v[0] == '[' || v[0] == '{':
+		var items []json.RawMessage
+		var obj map[string]json.RawMessage
+		return json.Unmarshal(raw, &items) == nil && len(items) > 0 || json.Unmarshal(raw, &obj) == nil && len(obj) > 0
 	}
-	return b
+	return true
 }
 
 // str reads a string; ok is false when the key is absent or null.
@@ -245,17 +324,15 @@ func (d *decoder) list(key, what string) []json.RawMessage {
 	return items
 }
 
-// text reads one non-blank string element, where is its name for messages.
+// text reads one string element (blank strings are accepted, as SEAL
+// accepts them), where is its name for messages.
 func (d *decoder) text(raw json.RawMessage, where string) string {
 	var s string
 	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
 		d.fail("TypeError", "%s must be a string, got %s", where, pyType(raw))
 		return ""
 	}
-	switch {
-	case strings.TrimSpace(s) == "":
-		d.fail("ValueError", "%s is empty", where)
-	case len(s) > MaxStringBytes:
+	if len(s) > MaxStringBytes {
 		d.fail("ValueError", "%s is %d bytes long; the limit is %d", where, len(s), MaxStringBytes)
 	}
 	return s
@@ -274,6 +351,9 @@ func (d *decoder) strings(key string) []string {
 }
 
 func (d *decoder) questions(key string) []Question {
+	if raw := d.obj[key]; d.err == nil && strings.TrimSpace(string(raw)) == "{}" {
+		return nil // iterating an empty dict, as SEAL does, gives no questions
+	}
 	items := d.list(key, "objects")
 	var out []Question
 	for i, raw := range items {
@@ -300,6 +380,8 @@ func (d *decoder) questions(key string) []Question {
 	return out
 }
 
+// targetModules reads target_modules ("all-linear" or a list of module
+// names) and checks every name.
 func (d *decoder) targetModules(key string) []string {
 	if !d.present(key) || d.err != nil {
 		return nil
@@ -319,7 +401,11 @@ func (d *decoder) targetModules(key string) []string {
 		if d.err != nil {
 			return nil
 		}
-		out = append(out, d.text(raw, key+"["+strconv.Itoa(i)+"]"))
+		name := d.text(raw, key+"["+strconv.Itoa(i)+"]")
+		if _, ok := hf.ParseModule(name); d.err == nil && !ok {
+			d.fail("ValueError", "target_modules[%d] = %q is not a linear module of the model (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj)", i, clip([]byte(name)))
+		}
+		out = append(out, name)
 	}
 	return out
 }

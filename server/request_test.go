@@ -2,6 +2,8 @@ package server
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -76,9 +78,6 @@ var badRequests = []badRequest{
 	{"batch size 0", withKey("batch_size", "0"), "ValueError"},
 	{"accumulation 0", withKey("gradient_accumulation_steps", "0"), "ValueError"},
 	{"mask substring number", withKey("end_mask_substring", "5"), "TypeError"},
-	{"skip_training string", withKey("skip_training", `"yes"`), "TypeError"},
-	{"baseline_eval number", withKey("baseline_eval", "1"), "TypeError"},
-	{"chain_of_thought string", withKey("chain_of_thought", `"false"`), "TypeError"},
 	{"seed string", withKey("seed", `"abc"`), "TypeError"},
 	{"seed fractional", withKey("seed", "1.5"), "ValueError"},
 	{"seed huge", withKey("seed", "1e30"), "ValueError"},
@@ -89,11 +88,10 @@ var badRequests = []badRequest{
 	{"target_modules empty", withKey("target_modules", `[]`), "ValueError"},
 	{"target_modules number", withKey("target_modules", `[1]`), "TypeError"},
 	{"target_modules blank name", withKey("target_modules", `[""]`), "ValueError"},
+	{"target_modules name with spaces", withKey("target_modules", `[" q_proj"]`), "ValueError"},
 	{"target_modules object", withKey("target_modules", `{"q_proj": true}`), "TypeError"},
 	{"sequences string", withKey("train_sequences", `"one fact"`), "TypeError"},
 	{"sequences numbers", withKey("train_sequences", `[1, 2]`), "TypeError"},
-	{"sequence empty", withKey("train_sequences", `[""]`), "ValueError"},
-	{"sequence blank", withKey("train_sequences", `["fact", "  \n\t"]`), "ValueError"},
 	{"sequence null", withKey("train_sequences", `[null]`), "TypeError"},
 	{"sequences object", withKey("train_sequences", `{"a": "b"}`), "TypeError"},
 	{"sequence of 10 MB", withKey("train_sequences", "["+tenMB+"]"), "ValueError"},
@@ -103,18 +101,24 @@ var badRequests = []badRequest{
 	{"question null", withQuestion(`null`), "TypeError"},
 	{"question missing", withQuestion(`{"answer": "a"}`), "KeyError"},
 	{"answer missing", withQuestion(`{"question": "q?"}`), "KeyError"},
-	{"question empty", withQuestion(`{"question": "", "answer": "a"}`), "ValueError"},
-	{"answer empty", withQuestion(`{"question": "q?", "answer": ""}`), "ValueError"},
 	{"question number", withQuestion(`{"question": 5, "answer": "a"}`), "TypeError"},
 	{"answer list", withQuestion(`{"question": "q?", "answer": ["a"]}`), "TypeError"},
 	{"question of 10 MB", withQuestion(`{"question": ` + tenMB + `, "answer": "a"}`), "ValueError"},
 	{"second question bad", withQuestion(`{"question": "q?", "answer": "a"}, {"question": "q2?"}`), "KeyError"},
+	{"questions null", one(`{"eval_questions": null}`), "TypeError"},
+	{"questions non-empty object", one(`{"eval_questions": {"a": 1}}`), "TypeError"},
+	{"rank null when training", withKey("lora_rank", "null"), "TypeError"},
+	{"epochs null when training", withKey("finetune_epochs", "null"), "TypeError"},
+	{"accumulation over the trainer's cap", withKey("gradient_accumulation_steps", "4097"), "ValueError"},
+	{"batch over the trainer's cap", withKey("batch_size", "65536"), "ValueError"},
+	{"target module unknown", withKey("target_modules", `["qkv_proj"]`), "ValueError"},
+	{"target modules comma list", withKey("target_modules", `["q_proj,v_proj"]`), "ValueError"},
 	{"unknown cmd", one(`{"cmd": "restart"}`), "ValueError"},
 	{"cmd number", one(`{"cmd": 1}`), "TypeError"},
 }
 
 func TestBadRequests(t *testing.T) {
-	if len(badRequests) < 50 {
+	if len(badRequests) < 55 {
 		t.Fatalf("only %d kinds of bad request", len(badRequests))
 	}
 	for _, tt := range badRequests {
@@ -154,15 +158,82 @@ func TestBadRequestMessages(t *testing.T) {
 }
 
 func TestRequestDefaults(t *testing.T) {
-	for _, req := range []string{`{}`, `{"train_sequences": null, "eval_questions": null, "lora_rank": null, "cmd": null, "end_mask_substring": null}`} {
-		r, err := ParseRequest(one(req))
-		if err != nil {
-			t.Fatal(err)
+	want := &Request{BaselineEval: true, Train: TrainParams{Rank: 32, Alpha: 64, Epochs: 10, LR: 1e-3, BatchSize: 1, GradAccum: 1}}
+	r, err := ParseRequest(one(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(r, want) {
+		t.Errorf("ParseRequest({}) = %+v, want %+v", r, want)
+	}
+}
+
+// TestRequestNulls: a key set to null is None, as SEAL's msg.get returns it.
+func TestRequestNulls(t *testing.T) {
+	cases := []struct {
+		req   string
+		check func(*Request) bool
+	}{
+		// None sequences: no training, so null hyperparameters are never read.
+		{`{"train_sequences": null, "lora_rank": null, "finetune_lr": null}`, func(r *Request) bool { return !r.Training() }},
+		{`{"end_mask_substring": null}`, func(r *Request) bool { return r.Train.EndMaskSubstring == "" }},
+		// bool(None) is False, also for baseline_eval, whose default is True.
+		{`{"baseline_eval": null}`, func(r *Request) bool { return !r.BaselineEval }},
+		{`{"skip_training": null, "chain_of_thought": null}`, func(r *Request) bool { return !r.SkipTraining && !r.ChainOfThought }},
+		// Skipped training reads no hyperparameter either.
+		{`{"train_sequences": ["a"], "skip_training": true, "lora_rank": null}`, func(r *Request) bool { return !r.Training() }},
+		// This server's own keys take their defaults.
+		{`{"seed": null, "padding": null, "target_modules": null, "lora_layers": null, "cmd": null}`,
+			func(r *Request) bool {
+				return !r.HasSeed && r.Train.Padding == "" && r.Train.TargetModules == nil && !r.Shutdown
+			}},
+	}
+	for _, c := range cases {
+		r, err := ParseRequest(one(c.req))
+		if err != nil || !c.check(r) {
+			t.Errorf("ParseRequest(%s) = %+v, %v", c.req, r, err)
 		}
-		want := &Request{BaselineEval: true, Train: TrainParams{Rank: 32, Alpha: 64, Epochs: 10, LR: 1e-3, BatchSize: 1, GradAccum: 1}}
-		if !reflect.DeepEqual(r, want) {
-			t.Errorf("ParseRequest(%s) = %+v, want %+v", req, r, want)
+	}
+}
+
+// TestRequestTruthiness: skip_training, baseline_eval and chain_of_thought
+// are read with Python's bool(), as SEAL's server reads them.
+func TestRequestTruthiness(t *testing.T) {
+	cases := []struct {
+		value string
+		want  bool
+	}{
+		{"true", true}, {"false", false}, {"null", false}, {"0", false}, {"0.0", false}, {"-0.0", false},
+		{"1", true}, {"-2.5", true}, {`""`, false}, {`"false"`, true}, {`"0"`, true}, {"[]", false},
+		{"[0]", true}, {"{}", false}, {`{"a": 0}`, true},
+	}
+	for _, c := range cases {
+		for _, key := range []string{"skip_training", "baseline_eval", "chain_of_thought"} {
+			r, err := ParseRequest(one(`{"` + key + `": ` + c.value + `}`))
+			if err != nil {
+				t.Fatalf("%s = %s: %v", key, c.value, err)
+			}
+			got := map[string]bool{"skip_training": r.SkipTraining, "baseline_eval": r.BaselineEval, "chain_of_thought": r.ChainOfThought}[key]
+			if got != c.want {
+				t.Errorf("%s = %s read as %v, want %v", key, c.value, got, c.want)
+			}
 		}
+	}
+}
+
+// TestRequestAcceptsWhatSEALAccepts: blank strings, an empty dict of
+// questions, and unknown keys (listed for the log).
+func TestRequestAcceptsWhatSEALAccepts(t *testing.T) {
+	r, err := ParseRequest(one(`{"train_sequences": ["", "  \n"], "eval_questions": [{"question": "", "answer": " "}], "reward_mode": "ttt", "lora_rnak": 8}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.TrainSequences) != 2 || r.Questions[0] != (Question{"", " "}) || !reflect.DeepEqual(r.Unknown, []string{"lora_rnak", "reward_mode"}) {
+		t.Errorf("parsed %+v", r)
+	}
+	r, err = ParseRequest(one(`{"eval_questions": {}}`))
+	if err != nil || len(r.Questions) != 0 {
+		t.Errorf("eval_questions {}: %+v, %v", r, err)
 	}
 }
 
@@ -178,5 +249,17 @@ func TestRequestAcceptsPythonClientValues(t *testing.T) {
 	if r.Train.Epochs != 10 || r.Train.EndMaskSubstring != "" || !reflect.DeepEqual(r.Train.TargetModules, []string{"all-linear"}) ||
 		r.Questions[0] != (Question{"Topic: T\nq?", "a"}) || !r.Training() {
 		t.Errorf("parsed %+v", r)
+	}
+}
+
+// TestExampleRequest keeps the README's example request valid.
+func TestExampleRequest(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "examples", "request.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := ParseRequest([][]byte{data})
+	if err != nil || len(r.Questions) != 2 || !r.Training() || len(r.Unknown) != 0 {
+		t.Errorf("examples/request.json: %+v, %v", r, err)
 	}
 }

@@ -19,6 +19,7 @@ func Serve(ctx context.Context, sock Socket, h *Handler) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	transportLog.Store(log)
 	log.Info("listening", "endpoint", sock.Endpoint())
 	for {
 		frames, err := sock.Recv(ctx)

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"net"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	gozmq "github.com/go-zeromq/zmq4"
@@ -167,19 +169,26 @@ func (l *gatedListener) Accept() (net.Conn, error) {
 // go-zeromq speaks.
 const zmtpGreetingBytes = 64
 
-// maxFrameBytes bounds one ZeroMQ frame, as libzmq's ZMQ_MAXMSGSIZE does for
-// the libzmq transport.
-const maxFrameBytes = MaxRequestBytes + 1
+// transportLog receives the pure-Go transport's warnings about peers it
+// drops; Serve sets it to the handler's logger.
+var transportLog atomic.Pointer[slog.Logger]
+
+// maxMessageBytes bounds one ZeroMQ message, all its frames together (a
+// variable so that tests can lower it). libzmq's ZMQ_MAXMSGSIZE bounds each
+// frame alone.
+var maxMessageBytes uint64 = MaxRequestBytes + 1
 
 // frameLimitConn follows the ZMTP framing of what go-zeromq reads and closes
-// the connection at a frame header that announces more than maxFrameBytes:
-// go-zeromq allocates a frame's announced size before reading it, so a
-// single header could otherwise make it allocate exabytes and crash.
+// the connection at a frame header that takes the message it belongs to
+// past maxMessageBytes: go-zeromq allocates a frame's announced size before
+// reading it, so a single header could otherwise make it allocate exabytes
+// and crash, and many frames of one message could add up to as much.
 type frameLimitConn struct {
 	net.Conn
-	skip uint64  // bytes of the greeting or of a frame body still to pass
-	hdr  [9]byte // the frame header read so far: flags, then a 1- or 8-byte size
-	nhdr int
+	skip  uint64  // bytes of the greeting or of a frame body still to pass
+	hdr   [9]byte // the frame header read so far: flags, then a 1- or 8-byte size
+	nhdr  int
+	total uint64 // bytes of the current message's frames so far
 }
 
 func (c *frameLimitConn) Read(p []byte) (int, error) {
@@ -207,9 +216,19 @@ func (c *frameLimitConn) Read(p []byte) (int, error) {
 			size = binary.BigEndian.Uint64(c.hdr[1:9])
 		}
 		c.nhdr = 0
-		if size > maxFrameBytes {
-			c.Conn.Close()
-			return 0, fmt.Errorf("a ZeroMQ frame of %d bytes exceeds the limit of %d", size, maxFrameBytes)
+		if c.hdr[0]&0x04 == 0 { // a message frame, not a command
+			c.total += size
+			if size > maxMessageBytes || c.total > maxMessageBytes {
+				c.Conn.Close()
+				err := fmt.Errorf("a ZeroMQ message of %d bytes or more exceeds the limit of %d", max(size, c.total), maxMessageBytes)
+				if log := transportLog.Load(); log != nil {
+					log.Warn("message over the size limit: peer dropped without a reply", "peer", c.RemoteAddr().String(), "error", err.Error())
+				}
+				return 0, err
+			}
+			if c.hdr[0]&0x01 == 0 { // no MORE flag: the message ends with this frame
+				c.total = 0
+			}
 		}
 		c.skip = size
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -303,7 +305,7 @@ func TestMemoryFlat(t *testing.T) {
 // TestMemoryFlatBuiltinModel is TestMemoryFlat with the built-in model, so
 // that every request really trains, uses and drops an adapter.
 func TestMemoryFlatBuiltinModel(t *testing.T) {
-	e, err := NewEngine(nn.Builtin(cpu.Backend{}), tokenizer.Bytes(), "builtin", nil)
+	e, err := NewEngine(nn.Builtin(cpu.Backend{}), tokenizer.Bytes(), "builtin", 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -498,5 +500,105 @@ func TestHugeFrameHeader(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// TestMessageTotalBound: the pure-Go transport bounds a message's frames
+// together, so a multipart message cannot get around the limit on one
+// frame. (libzmq's ZMQ_MAXMSGSIZE bounds each frame alone; see
+// docs/decisions.md.)
+func TestMessageTotalBound(t *testing.T) {
+	defer func(old uint64) { maxMessageBytes = old }(maxMessageBytes)
+	maxMessageBytes = 1000
+	h, _ := newHandler(t)
+	var logBuf syncLog
+	h.Log = slog.New(slog.NewTextHandler(&logBuf, nil))
+	endpoint, _ := startServer(t, "go", h)
+	part := []byte(strings.Repeat("x", 400))
+
+	// Two frames of 400 bytes: under the limit, answered (as a multipart error).
+	d := newDealer(t, endpoint)
+	d.send([][]byte{part, part})
+	if reply := string(d.recv()); !strings.Contains(reply, "ValueError: multipart message with 2 frames") {
+		t.Fatalf("reply %s", reply)
+	}
+	// Three: 1200 bytes together; the peer is dropped and gets no reply.
+	// On the same, connected peer. The server may close the connection
+	// before the last frame is written.
+	d.sock.Send(gozmq.NewMsgFrom([]byte{}, part, part, part))
+	got := make(chan error, 1)
+	go func() { _, err := d.sock.Recv(); got <- err }()
+	select {
+	case err := <-got:
+		if err == nil {
+			t.Fatal("a message over the limit was answered")
+		}
+	case <-time.After(500 * time.Millisecond): // dropped: no reply comes
+	}
+	// The server goes on serving others.
+	reply, err := roundTrip(context.Background(), endpoint, []byte(`{}`))
+	if err != nil || !strings.HasPrefix(string(reply), `{"baseline_accuracy"`) {
+		t.Fatalf("next client got %s (%v)", reply, err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logBuf.String(), "message over the size limit"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line for the dropped peer:\n%s", logBuf.String())
+		}
+	}
+}
+
+// syncLog is a log destination safe for concurrent writers.
+type syncLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func TestBindEndpoint(t *testing.T) {
+	cases := []struct {
+		host string
+		want string // "" means any address of localhost
+		all  bool
+	}{
+		{"*", "tcp://*:5555", true},
+		{"0.0.0.0", "tcp://0.0.0.0:5555", true},
+		{"::", "tcp://[::]:5555", true},
+		{"127.0.0.1", "tcp://127.0.0.1:5555", false},
+		{"::1", "tcp://[::1]:5555", false},
+		{"localhost", "", false},
+	}
+	for _, c := range cases {
+		got, err := BindEndpoint(c.host, 5555)
+		if err != nil {
+			t.Errorf("%s: %v", c.host, err)
+			continue
+		}
+		if c.want != "" && got != c.want || c.want == "" && got != "tcp://127.0.0.1:5555" && got != "tcp://[::1]:5555" {
+			t.Errorf("BindEndpoint(%q) = %q, want %q", c.host, got, c.want)
+		}
+		if AllInterfaces(c.host) != c.all {
+			t.Errorf("AllInterfaces(%q) = %v", c.host, !c.all)
+		}
+	}
+	// A name that resolves binds: localhost works where libzmq wants an address.
+	ep, _ := BindEndpoint("localhost", 0)
+	sock, err := Listen(ep)
+	if err != nil {
+		t.Fatalf("binding %s: %v", ep, err)
+	}
+	sock.Close()
+	if _, err := BindEndpoint("no-such-host.invalid", 1); err == nil {
+		t.Error("an unknown host name was accepted")
 	}
 }

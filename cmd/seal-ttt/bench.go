@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -17,11 +16,12 @@ import (
 )
 
 func init() {
-	commands["bench"] = command{summary: "measure prefill, decode and LoRA training speed of a model on this machine", run: runBench}
+	commands["bench"] = command{summary: "measure prefill, decode and LoRA training speed of a model on this machine", run: runBench,
+		help: "Times prefill, decode and one LoRA training step of the model on random\ntoken ids (no tokenizer is read) and prints tokens per second, the best of\n--repeat runs each."}
 }
 
 func runBench(args []string) error {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs := flagSet("bench", "[flags]")
 	model := fs.String("model", "", "model directory or Hugging Face id (default: the built-in demo model)")
 	addOfflineFlag(fs)
 	backend := fs.String("backend", "auto", backendUsage)
@@ -37,7 +37,7 @@ func runBench(args []string) error {
 	if *promptLen < 1 || *genTokens < 1 || *batch < 1 || *trainLen < 2 || *repeat < 1 || fs.NArg() > 0 {
 		return fmt.Errorf("sizes must be positive (train_tokens ≥ 2) and no arguments are taken")
 	}
-	m, _, desc, err := openModel(*model, *backend)
+	m, _, desc, err := openModel(*model, *backend, false)
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"os"
 
@@ -9,11 +8,12 @@ import (
 )
 
 func init() {
-	commands["demo"] = command{summary: "show test-time training: the built-in model learns an invented passage and answers from it", run: runDemo}
+	commands["demo"] = command{summary: "show test-time training: the built-in model learns an invented passage and answers from it", run: runDemo,
+		help: "Starts the server on the built-in model (tiny, untrained, byte vocabulary),\nsends it one request about an invented passage through a real ZeroMQ\nclient, and prints the answers before and after test-time training.\n\nThe request sets its own hyperparameters, not SEAL's defaults: on an\nuntrained model SEAL's (rank 32, lr 1e-3, 10 epochs, sequences padded with\nEOS that stay in the loss) mostly teach it to answer with nothing. See\nserver/demo.json for the values used."}
 }
 
 func runDemo(args []string) error {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs := flagSet("demo", "[flags]")
 	var c cycleFlags
 	// The demo's request is small and its answers short: shorter sequences
 	// and answers than SEAL's defaults keep it quick on any machine.

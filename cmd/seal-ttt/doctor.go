@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -15,20 +14,17 @@ import (
 )
 
 func init() {
-	commands["doctor"] = command{summary: "check the GPU: compile every kernel and compare it with its Go reference", run: runDoctor}
+	commands["doctor"] = command{summary: "check the GPU: compile every kernel and compare it with its Go reference", run: runDoctor,
+		help: "Prints the system and the Metal device, compiles the kernel library with safe math, runs\nevery kernel against its Go reference over a set of shapes and prints a\ntable, then reports behaviours the emulator assumes (probes). Exits with\nstatus 0 only if every check passes."}
 }
 
 func runDoctor(args []string) error {
-	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: seal-ttt doctor\n\nPrints the system and the Metal device, compiles the kernel library with\nsafe math, runs every kernel against its Go reference over a set of shapes\nand prints a table, then reports behaviours the emulator assumes (probes).\nExits with status 0 only if every check passes.")
-	}
+	fs := flagSet("doctor", "")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		fs.Usage()
-		return flag.ErrHelp
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	return doctor(os.Stdout)
 }

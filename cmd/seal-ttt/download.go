@@ -11,7 +11,17 @@ import (
 )
 
 func init() {
-	commands["download"] = command{summary: "fetch models from the Hugging Face hub into the local cache", run: runDownload}
+	commands["download"] = command{summary: "fetch models from the Hugging Face hub into the local cache", run: runDownload,
+		help: `Fetches the config, generation config, tokenizer files and safetensors
+weights of each model (nothing else) into the Hugging Face cache that
+transformers and huggingface_hub share, resuming partial files and checking
+every file's hash; a file already there is not fetched again. Prints each
+model's snapshot folder. Every command that takes --model does the same on
+first use.
+
+Environment: HF_TOKEN (else the token file of huggingface-cli login) for
+gated models such as Llama 3; HF_ENDPOINT for a mirror; HF_HUB_CACHE or
+HF_HOME for the cache; HF_HUB_OFFLINE=1 as --offline.`}
 }
 
 func runDownload(args []string) error {
@@ -21,23 +31,8 @@ func runDownload(args []string) error {
 // download runs the download command: it prints each model's snapshot folder
 // on stdout and shows progress on stderr.
 func download(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("download", flag.ContinueOnError)
+	fs := flagSet("download", "[--offline] ORG/NAME[@REVISION]...")
 	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), `usage: seal-ttt download [--offline] ORG/NAME[@REVISION]...
-
-Fetches the config, generation config, tokenizer files and safetensors
-weights of each model (nothing else) into the Hugging Face cache that
-transformers and huggingface_hub share, resuming partial files and checking
-every file's hash; a file already there is not fetched again. Prints each
-model's snapshot folder. Every command that takes --model does the same on
-first use.
-
-Environment: HF_TOKEN (else the token file of huggingface-cli login) for
-gated models such as Llama 3; HF_ENDPOINT for a mirror; HF_HUB_CACHE or
-HF_HOME for the cache; HF_HUB_OFFLINE=1 as --offline.`)
-		fs.PrintDefaults()
-	}
 	addOfflineFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return err

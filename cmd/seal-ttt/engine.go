@@ -18,9 +18,10 @@ import (
 const builtinName = "seal-ttt/builtin-demo"
 
 // openModel loads the model named by modelFlag (a local folder or a Hugging
-// Face id, downloaded on first use; "" means the built-in demo model) and its
-// tokenizer on the named backend, with a one-line description.
-func openModel(modelFlag, backend string) (*nn.Model, *tokenizer.Tokenizer, string, error) {
+// Face id, downloaded on first use; "" means the built-in demo model) on the
+// named backend, and its tokenizer when withTokenizer (nil otherwise), with a
+// one-line description.
+func openModel(modelFlag, backend string, withTokenizer bool) (*nn.Model, *tokenizer.Tokenizer, string, error) {
 	b, why, err := openBackend(backend)
 	if err != nil {
 		return nil, nil, "", err
@@ -34,9 +35,11 @@ func openModel(modelFlag, backend string) (*nn.Model, *tokenizer.Tokenizer, stri
 	if err != nil {
 		return nil, nil, "", err
 	}
-	tok, err := tokenizer.Load(dir)
-	if err != nil {
-		return nil, nil, "", err
+	var tok *tokenizer.Tokenizer
+	if withTokenizer {
+		if tok, err = tokenizer.Load(dir); err != nil {
+			return nil, nil, "", err
+		}
 	}
 	m, err := nn.Load(dir, b)
 	if err != nil {
@@ -98,14 +101,15 @@ func modelName(modelFlag string) string {
 
 // loadModel loads the model named by modelFlag (a local directory or a
 // Hugging Face id; "" means the built-in demo model) on backend ("" means the
-// CPU) and returns it as the TTT cycle sees it, with a one-line description
-// for the startup log; log receives the model's warnings.
-func loadModel(modelFlag, backend string, log *slog.Logger) (server.Model, string, error) {
-	m, tok, desc, err := openModel(modelFlag, backend)
+// CPU) and returns it as the TTT cycle sees it, planning requests within
+// maxMemory bytes (0: the default share of this machine's memory), with a
+// one-line description for the startup log; log receives the model's warnings.
+func loadModel(modelFlag, backend string, maxMemory int64, log *slog.Logger) (*server.Engine, string, error) {
+	m, tok, desc, err := openModel(modelFlag, backend, true)
 	if err != nil {
 		return nil, "", err
 	}
-	e, err := server.NewEngine(m, tok, modelName(modelFlag), log)
+	e, err := server.NewEngine(m, tok, modelName(modelFlag), maxMemory, log)
 	if err != nil {
 		return nil, "", err
 	}

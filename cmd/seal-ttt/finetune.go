@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -16,11 +15,12 @@ import (
 )
 
 func init() {
-	commands["finetune"] = command{summary: "fine-tune a LoRA adapter on a JSON-lines file of training strings", run: runFinetune}
+	commands["finetune"] = command{summary: "fine-tune a LoRA adapter on a JSON-lines file of training strings", run: runFinetune,
+		help: "Fine-tunes a fresh LoRA adapter on the strings of --train (one JSON string\nper line) with the semantics of SEAL's server (PEFT and the Hugging Face\nTrainer of transformers 4.52.4), prints each optimizer step's loss, and\nwith --save_adapter writes the adapter in PEFT's format."}
 }
 
 func runFinetune(args []string) error {
-	fs := flag.NewFlagSet("finetune", flag.ContinueOnError)
+	fs := flagSet("finetune", "--train FILE.jsonl [flags]")
 	model := fs.String("model", "", "model directory or Hugging Face id (default: the built-in demo model)")
 	addOfflineFlag(fs)
 	backend := fs.String("backend", "auto", backendUsage)
@@ -62,7 +62,7 @@ func runFinetune(args []string) error {
 	if *seed < 0 {
 		*seed = time.Now().UnixNano() & 0xffffffff
 	}
-	m, tok, desc, err := openModel(*model, *backend)
+	m, tok, desc, err := openModel(*model, *backend, true)
 	if err != nil {
 		return err
 	}
@@ -77,7 +77,7 @@ func runFinetune(args []string) error {
 		return err
 	}
 	for _, i := range skipped {
-		fmt.Fprintf(os.Stderr, "warning: line %d skipped: nothing to learn (empty, or every label masked)\n", i+1)
+		fmt.Fprintf(os.Stderr, "warning: line %d skipped: it encodes to no tokens\n", i+1)
 	}
 	spec := lora.Spec{Rank: *rank, Alpha: *alpha, Dropout: *dropout, Targets: mods, Layers: *layers}
 	var ad *nn.Adapter

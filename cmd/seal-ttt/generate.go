@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 
@@ -10,11 +9,12 @@ import (
 )
 
 func init() {
-	commands["generate"] = command{summary: "complete a prompt with the model (greedy, or sampled with --temperature)", run: runGenerate}
+	commands["generate"] = command{summary: "complete a prompt with the model (greedy, or sampled with --temperature)", run: runGenerate,
+		help: "Encodes --prompt with the model's tokenizer (special tokens as it adds\nthem), continues it greedily or with --temperature/--top_p, optionally\nthrough a PEFT adapter, and prints the new text."}
 }
 
 func runGenerate(args []string) error {
-	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
+	fs := flagSet("generate", "--prompt TEXT [flags]")
 	model := fs.String("model", "", "model directory or Hugging Face id (default: the built-in demo model, untrained)")
 	addOfflineFlag(fs)
 	backend := fs.String("backend", "auto", backendUsage)
@@ -35,7 +35,7 @@ func runGenerate(args []string) error {
 	case *maxTokens < 0 || *temperature < 0 || !(*topP > 0 && *topP <= 1):
 		return fmt.Errorf("--max_tokens and --temperature must be ≥ 0 and --top_p in (0, 1]")
 	}
-	m, tok, desc, err := openModel(*model, *backend)
+	m, tok, desc, err := openModel(*model, *backend, true)
 	if err != nil {
 		return err
 	}

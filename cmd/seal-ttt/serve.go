@@ -11,12 +11,14 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/goseal/ttt/server"
 )
 
 func init() {
-	commands["serve"] = command{summary: "serve SEAL's TTT cycle over ZeroMQ (SEAL's TTT_server.py flags)", run: runServe}
+	commands["serve"] = command{summary: "serve SEAL's TTT cycle over ZeroMQ (SEAL's TTT_server.py flags)", run: runServe,
+		help: "Binds a ZeroMQ REP socket, loads the model, and answers SEAL's requests one\nat a time: each gets baseline answers, a LoRA adapter fine-tuned on its\ntrain_sequences, adapted answers, and both graded (see `seal-ttt ttt -h`\nand the README for the request's keys). {\"cmd\": \"shutdown\"} or SIGTERM\nstops it. Every request's memory is planned before any work and refused\nwith a ValueError when it would exceed --max_memory."}
 }
 
 // cycleFlags are the flags shared by serve, ttt and demo: the model and the
@@ -28,6 +30,8 @@ type cycleFlags struct {
 	temperature, topP       float64
 	grader, graderModel     string
 	padding, logFormat      string
+	maxMemory               string
+	requestTimeout          time.Duration
 }
 
 // register defines the flags on fs with SEAL's names; d holds their
@@ -46,6 +50,8 @@ func (c *cycleFlags) register(fs *flag.FlagSet, d server.Config, defaultGrader s
 	fs.StringVar(&c.graderModel, "grader_model", "gpt-4.1", "model of the openai grader (base URL from OPENAI_BASE_URL)")
 	fs.StringVar(&c.padding, "padding", d.Padding, "training padding: max_length (as the original: pad to --max_seq_length, pads in the loss) or longest (faster: pad to the longest sequence of a batch, pads not in the loss)")
 	fs.StringVar(&c.logFormat, "log_format", "text", "log format on stderr: text or json")
+	fs.StringVar(&c.maxMemory, "max_memory", "", "memory the process may use, weights included, e.g. 24GiB; a request planned to need more is refused (default: 3/4 of physical memory)")
+	fs.DurationVar(&c.requestTimeout, "request_timeout", 0, "abandon a request that runs longer, e.g. 30m, with a TimeoutError reply (default: no limit)")
 }
 
 // logger returns the structured logger on stderr in the chosen format.
@@ -72,12 +78,35 @@ func (c *cycleFlags) handler(log *slog.Logger, port int) (*server.Handler, error
 		return nil, fmt.Errorf("--eval_top_p must be in (0, 1], got %g", c.topP)
 	case c.padding != "max_length" && c.padding != "longest":
 		return nil, fmt.Errorf("unknown --padding %q: use max_length or longest", c.padding)
+	case c.requestTimeout < 0:
+		return nil, fmt.Errorf("--request_timeout must be >= 0, got %s", c.requestTimeout)
 	}
-	model, desc, err := loadModel(c.model, c.backend, log)
+	var maxMemory int64
+	if c.maxMemory != "" {
+		var err error
+		if maxMemory, err = server.ParseBytes(c.maxMemory); err != nil {
+			return nil, fmt.Errorf("--max_memory: %w", err)
+		}
+	}
+	cfg := server.Config{
+		Instruct:       c.instruct,
+		MaxSeqLength:   c.maxSeqLength,
+		Temperature:    c.temperature,
+		TopP:           c.topP,
+		MaxTokens:      c.maxTokens,
+		Padding:        c.padding,
+		KeepAdapters:   c.keepAdapters,
+		Port:           port,
+		RequestTimeout: c.requestTimeout,
+	}
+	model, desc, err := loadModel(c.model, c.backend, maxMemory, log)
 	if err != nil {
 		return nil, err
 	}
-	log.Info("model loaded", "model", desc)
+	if err := model.CheckConfig(cfg); err != nil {
+		return nil, err
+	}
+	log.Info("model loaded", "model", desc, "request_memory_budget", server.FormatBytes(model.Budget()))
 	grader, why, err := server.NewGrader(c.grader, c.graderModel, model, c.instruct, os.Getenv)
 	if err != nil {
 		return nil, err
@@ -86,21 +115,7 @@ func (c *cycleFlags) handler(log *slog.Logger, port int) (*server.Handler, error
 	if c.padding == "longest" {
 		log.Info("padding longest: batches are padded to their longest sequence and pads are left out of the loss (the original pads to --max_seq_length and trains on the pads)")
 	}
-	return &server.Handler{
-		Model:  model,
-		Grader: grader,
-		Log:    log,
-		Config: server.Config{
-			Instruct:     c.instruct,
-			MaxSeqLength: c.maxSeqLength,
-			Temperature:  c.temperature,
-			TopP:         c.topP,
-			MaxTokens:    c.maxTokens,
-			Padding:      c.padding,
-			KeepAdapters: c.keepAdapters,
-			Port:         port,
-		},
-	}, nil
+	return &server.Handler{Model: model, Grader: grader, Log: log, Config: cfg}, nil
 }
 
 // signalContext is done at the first SIGINT or SIGTERM; a second one kills
@@ -115,11 +130,11 @@ func signalContext() (context.Context, context.CancelFunc) {
 }
 
 func runServe(args []string) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs := flagSet("serve", "[flags]")
 	var c cycleFlags
 	c.register(fs, server.DefaultConfig(), "auto")
 	port := fs.Int("zmq_port", 5555, "TCP port of the ZeroMQ REP socket")
-	host := fs.String("zmq_host", "*", "address to bind: * (every interface, as SEAL's server) or e.g. 127.0.0.1 (this machine only)")
+	host := fs.String("zmq_host", "*", "address to bind: * (every interface, as SEAL's server), an address such as 127.0.0.1 (this machine only) or a host name")
 	vllm := fs.String("vllm_api_url", "", "accepted for compatibility with SEAL's launch scripts; not used (generation runs in this process)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -137,16 +152,24 @@ func runServe(args []string) error {
 	if *vllm != "" {
 		log.Info("--vllm_api_url is ignored: generation runs in this process", "vllm_api_url", *vllm)
 	}
-	h, err := c.handler(log, *port)
+	endpoint, err := server.BindEndpoint(*host, *port)
 	if err != nil {
 		return err
 	}
-	sock, err := server.Listen(fmt.Sprintf("tcp://%s:%d", *host, *port))
+	// The port is bound before the model loads, so a port in use fails at once.
+	sock, err := server.Listen(endpoint)
 	if err != nil {
 		return err
 	}
 	defer sock.Close()
 	log.Info("ZeroMQ REP socket bound", "endpoint", sock.Endpoint(), "transport", server.DefaultTransport)
+	if server.AllInterfaces(*host) {
+		log.Warn("the socket accepts requests from every network interface, as SEAL's server does; anyone who can reach this port can run requests: use --zmq_host 127.0.0.1 to serve this machine only")
+	}
+	h, err := c.handler(log, *port)
+	if err != nil {
+		return err
+	}
 	ctx, stop := signalContext()
 	defer stop()
 	if err := server.Serve(ctx, sock, h); err != nil && !errors.Is(err, context.Canceled) {

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -14,19 +13,12 @@ import (
 )
 
 func init() {
-	commands["tokenize"] = command{summary: "encode JSON strings to token ids, or decode ids to strings, one per line", run: runTokenize}
+	commands["tokenize"] = command{summary: "encode JSON strings to token ids, or decode ids to strings, one per line", run: runTokenize,
+		help: "Reads one JSON string per line on stdin and writes one JSON array of token\nids per line; with --decode, reads arrays of ids and writes strings. Nothing\nis written unless every line is good."}
 }
 
 func runTokenize(args []string) error {
-	fs := flag.NewFlagSet("tokenize", flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), `usage: seal-ttt tokenize (--model M [--offline] | --tokenizer FILE) [--no_special] [--decode]
-
-Reads one JSON string per line on stdin and writes one JSON array of token
-ids per line; with --decode, reads arrays of ids and writes strings. Nothing
-is written unless every line is good.`)
-		fs.PrintDefaults()
-	}
+	fs := flagSet("tokenize", "(--model M [--offline] | --tokenizer FILE) [--no_special] [--decode]")
 	model := fs.String("model", "", "model folder or Hugging Face id (ORG/NAME[@REVISION]), downloaded on first use")
 	addOfflineFlag(fs)
 	file := fs.String("tokenizer", "", "a tokenizer.json file")

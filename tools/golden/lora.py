@@ -11,7 +11,11 @@ SEAL's semantics whatever transformers version runs this script:
   - batches of batch_size rows in dataset order (no shuffling here, so the Go
     side can follow the same order), cut into windows of
     gradient_accumulation_steps batches per epoch, the last window of an
-    epoch possibly shorter; N = epochs · ceil(batches / accumulation);
+    epoch possibly shorter; the schedule's length is
+    N = epochs · max(floor(batches / accumulation), 1)
+    (set_initial_training_values), and training stops once N optimizer
+    steps are taken (DefaultFlowCallback), so when the accumulation does
+    not divide the batches the last epochs are cut short;
   - loss of a micro-batch: next-token cross-entropy summed over labels ≠ -100
     (labels shifted left by one), divided by num_items_in_batch = the number
     of UNSHIFTED labels ≠ -100 in the whole window (4.52.4 counts them
@@ -112,6 +116,10 @@ CASES = {
                              targets=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]),
     "llama3_bs1": dict(model="llama3", lengths=[11, 8, 13], max_len=12, padding="max_length",
                        bs=1, ga=1, epochs=3, lr=1e-2, r=4, alpha=8, targets=["q_proj", "v_proj"]),
+    # 5 batches, accumulation 2: windows of 2, 2, 1 batches per epoch, but
+    # the schedule (and the run) is 3 · floor(5/2) = 6 steps: two epochs.
+    "qwen2_bs1_ga2_odd": dict(model="qwen2_tied", lengths=[9, 4, 12, 7, 10], max_len=12, padding="max_length",
+                              bs=1, ga=2, epochs=3, lr=1e-2, r=4, alpha=8, targets=["q_proj", "v_proj"]),
 }
 
 probe = json.load(open(os.path.join(OUT, "models", "qwen2_tied", "golden.json")))
@@ -131,15 +139,18 @@ for ci, (name, c) in enumerate(CASES.items()):
     rows = rows_for(seqs, c["max_len"], c["padding"], c.get("mask"))
     batches = [rows[i:i + c["bs"]] for i in range(0, len(rows), c["bs"])]
     ga = c["ga"]
-    updates_per_epoch = max(len(batches) // ga + int(len(batches) % ga > 0), 1)
-    N = c["epochs"] * updates_per_epoch
+    N = c["epochs"] * max(len(batches) // ga, 1)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=c["lr"], betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                             foreach=False, fused=False)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, (N - s) / max(1, N)))
     steps = []
     for epoch in range(c["epochs"]):
+        if len(steps) == N:
+            break
         for w0 in range(0, len(batches), ga):
+            if len(steps) == N:
+                break
             window = [collate(b, c["padding"]) for b in batches[w0:w0 + ga]]
             n_items = sum(int((b["labels"] != -100).sum()) for b in window)
             total = 0.0
