@@ -80,6 +80,9 @@ func (Backend) DownloadInts(dst []int32, src *nn.Tensor) error {
 	return nil
 }
 
+// Free implements nn.Backend: the garbage collector frees CPU tensors.
+func (Backend) Free(*nn.Tensor) {}
+
 // Sync implements nn.Backend; CPU work is never queued.
 func (Backend) Sync() error { return nil }
 

@@ -12,6 +12,8 @@ package gpu
 import (
 	"errors"
 	"fmt"
+	"runtime"
+	"sync"
 	"unsafe"
 
 	"github.com/goseal/ttt/hf"
@@ -35,21 +37,34 @@ type Backend struct {
 	retired []*metal.Buffer
 	mapped  map[*byte]*metal.Buffer // no-copy buffers over weight files, by mapping start
 
+	// dead receives the buffers of tensors the garbage collector found
+	// unreachable; they are released after the next wait, once no queued
+	// work can still read them.
+	mu   sync.Mutex
+	dead []*metal.Buffer
+
+	// freed are buffers given back by Free, waiting for the next wait;
+	// pool holds them after it, by length, for NewTensor to reuse.
+	freed []*metal.Buffer
+	pool  map[int][]*metal.Buffer
+
 	stats Stats
 }
 
-// Stats counts what the backend did since it was made; Stats() returns them.
+// Stats counts what the backend did since it was made.
 type Stats struct {
-	Launches       int   // kernel launches encoded (a launch may be several dispatches)
+	Dispatches     int   // kernel dispatches encoded
 	CommandBuffers int   // command buffers committed
 	Waits          int   // host waits (Download, Sync with work queued)
 	Allocs         int   // device buffers allocated (tensors, scratch and staging growth)
 	AllocBytes     int64 // their bytes
+	LiveBytes      int64 // bytes of device buffers held now (weights mapped from files not counted)
+	PeakBytes      int64 // the most LiveBytes has been
 }
 
 // New returns a backend on dev running lib's kernels.
 func New(dev *metal.Device, lib *kernels.Library) *Backend {
-	return &Backend{dev: dev, lib: lib, mapped: map[*byte]*metal.Buffer{}}
+	return &Backend{dev: dev, lib: lib, mapped: map[*byte]*metal.Buffer{}, pool: map[int][]*metal.Buffer{}}
 }
 
 // Open returns a backend on the default Metal device (the MSL emulator off
@@ -70,11 +85,52 @@ func Open(opts metal.CompileOptions) (*Backend, error) {
 // Device returns the backend's device.
 func (b *Backend) Device() *metal.Device { return b.dev }
 
-// Stats returns the counts so far.
-func (b *Backend) Stats() Stats { return b.stats }
+// Stats returns the counts so far, the open command buffer's dispatches
+// included.
+func (b *Backend) Stats() Stats {
+	s := b.stats
+	if b.enc != nil {
+		s.Dispatches += b.enc.Dispatches()
+	}
+	return s
+}
 
-// storage is a tensor's buffer.
-type storage struct{ buf *metal.Buffer }
+// storage is a tensor's buffer. Views of a tensor share its storage; when
+// none is reachable any more, the buffer goes to dead.
+type storage = *handle
+
+type handle struct {
+	buf     *metal.Buffer
+	cleanup runtime.Cleanup
+	owned   bool // made by NewTensor or a weight copy: Free may take it
+}
+
+// own makes buf a tensor's storage, released when no tensor refers to it.
+func (b *Backend) own(buf *metal.Buffer) storage {
+	h := &handle{buf: buf, owned: true}
+	h.cleanup = runtime.AddCleanup(h, func(buf *metal.Buffer) {
+		b.mu.Lock()
+		b.dead = append(b.dead, buf)
+		b.mu.Unlock()
+	}, buf)
+	return h
+}
+
+// Free implements nn.Backend: the buffer is reused by a later NewTensor of
+// the same size once the work queued now is done.
+func (b *Backend) Free(t *nn.Tensor) {
+	h, ok := t.Storage.(storage)
+	if !ok || h == nil || h.buf == nil || !h.owned {
+		panic("gpu: Free of a tensor that is not a live tensor made by NewTensor")
+	}
+	h.cleanup.Stop()
+	if b.cb == nil { // nothing queued can read it
+		b.pool[h.buf.Len()] = append(b.pool[h.buf.Len()], h.buf)
+	} else {
+		b.freed = append(b.freed, h.buf)
+	}
+	h.buf = nil
+}
 
 // arg returns t as a kernel argument: its buffer and byte offset.
 func arg(t *nn.Tensor) kernels.Buf {
@@ -82,8 +138,11 @@ func arg(t *nn.Tensor) kernels.Buf {
 		return kernels.Buf{}
 	}
 	s, ok := t.Storage.(storage)
-	if !ok {
+	if !ok || s == nil {
 		panic(fmt.Sprintf("gpu: a tensor with storage %T was not made by the Metal backend", t.Storage))
+	}
+	if s.buf == nil {
+		panic("gpu: a tensor used after Free")
 	}
 	return kernels.Buf{Buffer: s.buf, Off: t.Off * t.DType.Size()}
 }
@@ -97,16 +156,29 @@ func bytes(t *nn.Tensor) []byte {
 // Name implements nn.Backend.
 func (b *Backend) Name() string { return "metal" }
 
-// newBuffer allocates a buffer of at least n bytes, rounded up to 16 so
-// that kernels may take their vectorised path (see kernels.Buf).
+// size is the length of a buffer for n bytes: at least 4 and a multiple of
+// 16, so that kernels may take their vectorised path (see kernels.Buf).
+func size(n int) int { return (max(n, 4) + 15) &^ 15 }
+
+// newBuffer allocates a buffer of size(n) bytes.
 func (b *Backend) newBuffer(n int) *metal.Buffer {
-	buf, err := b.dev.NewBuffer((max(n, 4) + 15) &^ 15)
+	buf, err := b.dev.NewBuffer(size(n))
 	if err != nil {
 		panic(fmt.Sprintf("gpu: %v", err)) // out of device memory: plans keep requests inside the budget
 	}
 	b.stats.Allocs++
 	b.stats.AllocBytes += int64(buf.Len())
+	b.stats.LiveBytes += int64(buf.Len())
+	b.stats.PeakBytes = max(b.stats.PeakBytes, b.stats.LiveBytes)
 	return buf
+}
+
+// release frees buffers no queued work reads any more.
+func (b *Backend) release(bufs []*metal.Buffer) {
+	for _, buf := range bufs {
+		b.stats.LiveBytes -= int64(buf.Len())
+		buf.Release()
+	}
 }
 
 // NewTensor implements nn.Backend.
@@ -114,9 +186,15 @@ func (b *Backend) NewTensor(dt hf.DType, rows, cols int) *nn.Tensor {
 	if dt != hf.F32 && dt != hf.I32 {
 		panic(fmt.Sprintf("gpu: NewTensor of type %v (only F32 and I32 are made)", dt))
 	}
-	buf := b.newBuffer(4 * rows * cols)
-	clear(buf.Bytes()) // not in flight: a new buffer no queued work reads
-	return &nn.Tensor{Rows: rows, Cols: cols, DType: dt, Storage: storage{buf}}
+	var buf *metal.Buffer
+	n := size(4 * rows * cols)
+	if free := b.pool[n]; len(free) > 0 {
+		buf, b.pool[n] = free[len(free)-1], free[:len(free)-1]
+	} else {
+		buf = b.newBuffer(n)
+	}
+	clear(buf.Bytes()) // not in flight: no queued work reads a new or pooled buffer
+	return &nn.Tensor{Rows: rows, Cols: cols, DType: dt, Storage: b.own(buf)}
 }
 
 // Weight implements nn.Backend: the weight stays in its stored dtype, inside
@@ -135,13 +213,13 @@ func (b *Backend) Weight(t *hf.StoredTensor, rows, cols int) *nn.Tensor {
 				}
 				b.mapped[&t.Mapping[0]] = buf
 			}
-			w.Storage, w.Off = storage{buf}, off/t.DType.Size()
+			w.Storage, w.Off = &handle{buf: buf}, off/t.DType.Size()
 			return w
 		}
 	}
 	buf := b.newBuffer(len(t.Data))
 	copy(buf.Bytes(), t.Data)
-	w.Storage = storage{buf}
+	w.Storage = b.own(buf)
 	return w
 }
 
@@ -159,7 +237,6 @@ func (b *Backend) encoder() *metal.Encoder {
 
 // launch records the outcome of encoding one kernel launch.
 func (b *Backend) launch(err error) {
-	b.stats.Launches++
 	if err != nil && b.err == nil {
 		b.err = err
 	}
@@ -170,6 +247,7 @@ func (b *Backend) launch(err error) {
 func (b *Backend) Sync() error {
 	var err error
 	if b.cb != nil {
+		b.stats.Dispatches += b.enc.Dispatches()
 		b.enc.End()
 		b.cb.Commit()
 		err = b.cb.Wait()
@@ -177,10 +255,17 @@ func (b *Backend) Sync() error {
 		b.stats.CommandBuffers++
 		b.stats.Waits++
 	}
-	for _, r := range b.retired {
-		r.Release()
-	}
+	b.release(b.retired)
 	b.retired = b.retired[:0]
+	for _, buf := range b.freed {
+		b.pool[buf.Len()] = append(b.pool[buf.Len()], buf)
+	}
+	b.freed = b.freed[:0]
+	b.mu.Lock()
+	dead := b.dead
+	b.dead = nil
+	b.mu.Unlock()
+	b.release(dead)
 	b.staging.reset()
 	err, b.err = errors.Join(b.err, err), nil
 	if err != nil {

@@ -71,7 +71,9 @@ func Train(ctx context.Context, m *nn.Model, ad *nn.Adapter, exs []Example, d Da
 		return nil, nil
 	}
 	opt := newAdamW(m.B, ad, p.MaxGradNorm)
+	defer opt.free()
 	tr := m.NewTrainer()
+	defer tr.Free()
 	total := p.Steps(len(exs))
 	order := make([]int, len(exs))
 	for i := range order {
@@ -156,6 +158,13 @@ func newAdamW(b nn.Backend, ad *nn.Adapter, maxNorm float64) *adamW {
 	o := &adamW{b: b, ad: ad, m: b.NewTensor(hf.F32, n, 1), v: b.NewTensor(hf.F32, n, 1), stats: b.NewTensor(hf.F32, 2, 1), maxNorm: maxNorm}
 	o.loss, o.sumSq = o.stats.Slice(0, 1), o.stats.Slice(1, 2)
 	return o
+}
+
+// free gives the optimizer's state back to the backend.
+func (o *adamW) free() {
+	o.b.Free(o.m)
+	o.b.Free(o.v)
+	o.b.Free(o.stats)
 }
 
 // step clips the gradients to the global norm maxNorm (with torch's 1e-6

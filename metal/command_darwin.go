@@ -158,7 +158,11 @@ type Encoder struct {
 	pipeline *Pipeline
 	offset   [maxBindings]int // of each bound buffer; -1 for SetBytes data or none
 	tgLen    [maxBindings]int // threadgroup memory set, rounded up to 16 bytes
+	calls    int              // Dispatch calls
 }
+
+// Dispatches is the number of Dispatch calls made on e.
+func (e *Encoder) Dispatches() int { return e.calls }
 
 // fail records an encoding mistake in method, naming the kernel if one is
 // set.
@@ -255,6 +259,7 @@ func (e *Encoder) SetThreadgroupMemory(index int, length int) {
 // Dispatch runs the pipeline over groups threadgroups of threadsPerGroup
 // threads each; zero components count as 1.
 func (e *Encoder) Dispatch(groups, threadsPerGroup Size) {
+	e.calls++
 	if !e.usable("Dispatch") {
 		return
 	}

@@ -453,7 +453,11 @@ type Encoder struct {
 	tgLen [emuMaxBufferArgs]int
 	ended bool
 	err   error
+	calls int // Dispatch calls
 }
+
+// Dispatches is the number of Dispatch calls made on e.
+func (e *Encoder) Dispatches() int { return e.calls }
 
 type binding struct {
 	buf    *Buffer
@@ -506,6 +510,7 @@ func (e *Encoder) SetThreadgroupMemory(index int, length int) {
 
 // Dispatch runs groups threadgroups of threadsPerGroup threads each.
 func (e *Encoder) Dispatch(groups, threadsPerGroup Size) {
+	e.calls++
 	d := &dispatch{pipe: e.pipe, bind: e.bind, tgLen: e.tgLen, groups: groups, threads: threadsPerGroup, err: e.err}
 	if d.err == nil && e.ended {
 		d.err = errors.New("dispatch after End")

@@ -121,5 +121,8 @@ func (e *Encoder) SetThreadgroupMemory(index int, length int) {}
 // Dispatch does nothing.
 func (e *Encoder) Dispatch(groups, threadsPerGroup Size) {}
 
+// Dispatches is 0.
+func (e *Encoder) Dispatches() int { return 0 }
+
 // End does nothing.
 func (e *Encoder) End() {}

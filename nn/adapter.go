@@ -57,6 +57,13 @@ func NewAdapter(b Backend, cfg *hf.Config, rank int, scale, dropout float32, on 
 	return ad
 }
 
+// Free gives the adapter's parameters and gradients back to b; the adapter
+// must not be used after.
+func (a *Adapter) Free(b Backend) {
+	b.Free(a.Params)
+	b.Free(a.Grads)
+}
+
 // Offset returns where view t (an A or B of the adapter) starts within
 // Params, in elements.
 func (a *Adapter) Offset(t *Tensor) int { return t.Off - a.Params.Off }

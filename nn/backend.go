@@ -91,6 +91,11 @@ type Backend interface {
 	DownloadInts(dst []int32, src *Tensor) error
 	// Sync waits until all queued work has finished.
 	Sync() error
+	// Free gives back the storage of t, a tensor made by NewTensor (not a
+	// view), for reuse once the work queued so far is done; neither t nor
+	// its views may be used after. Backends whose memory the garbage
+	// collector manages may do nothing.
+	Free(t *Tensor)
 
 	// MatMul: c = alpha·op(a)·op(b) (+ c when accumulate).
 	MatMul(c, a, b *Tensor, transA, transB bool, alpha float32, accumulate bool)

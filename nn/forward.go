@@ -43,6 +43,14 @@ type KVCache struct {
 	Cap  int
 }
 
+// Free gives the cache's tensors back to the backend.
+func (c *KVCache) Free(b Backend) {
+	for l := range c.K {
+		b.Free(c.K[l])
+		b.Free(c.V[l])
+	}
+}
+
 // NewKVCache makes a cache for seqs sequences of up to capacity tokens each.
 func (m *Model) NewKVCache(seqs, capacity int) *KVCache {
 	c := &KVCache{Cap: capacity}
@@ -82,15 +90,16 @@ func (m *Model) Logits(b *Batch, ad *Adapter) ([]float32, error) {
 		return nil, err
 	}
 	ws := newWorkspace(m.B)
+	defer ws.free()
 	p := &pass{}
 	m.upload(p, ws, b)
-	x := m.B.NewTensor(hf.F32, len(b.IDs), m.Config.Hidden)
+	x := ws.get("x", len(b.IDs), m.Config.Hidden)
 	m.B.Embed(x, m.Embed, p.ids)
 	for l := range m.Blocks {
 		m.blockForward(ws, l, x, p, ad, nil)
 	}
 	m.B.RMSNorm(x, x, m.Norm, m.Config.RMSNormEps)
-	logits := m.B.NewTensor(hf.F32, len(b.IDs), m.Config.VocabSize)
+	logits := ws.get("logits", len(b.IDs), m.Config.VocabSize)
 	m.B.MatMul(logits, x, m.LMHead, false, true, 1, false)
 	out := make([]float32, logits.Len())
 	return out, m.B.Download(out, logits)

@@ -59,6 +59,8 @@ func (m *Model) Generate(ctx context.Context, prompts [][]int32, ad *Adapter, o 
 	}
 	d := &decoder{m: m, ad: ad, ws: newWorkspace(m.B), cache: m.NewKVCache(len(prompts), capacity),
 		rng: rand.New(rand.NewPCG(o.Seed, 0x6e6e)), opts: o}
+	defer d.ws.free()
+	defer d.cache.Free(m.B)
 	next := make([]int32, len(prompts))
 	lens := make([]int, len(prompts))
 

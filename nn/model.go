@@ -119,6 +119,9 @@ func (m *Model) ropeTable(n int) *Tensor {
 		}
 		t := m.B.NewTensor(hf.F32, rows, m.Config.HeadDim)
 		m.B.Upload(t, RopeTable(m.invFreq, rows))
+		if m.rope != nil {
+			m.B.Free(m.rope) // after the work queued with it
+		}
 		m.rope = t
 	}
 	return m.rope

@@ -30,6 +30,10 @@ func (m *Model) NewTrainer() *Trainer {
 	return &Trainer{m: m, ws: newWorkspace(m.B), acts: make([]blockActs, len(m.Blocks))}
 }
 
+// Free gives the trainer's buffers back to the backend; the trainer must not
+// be used after.
+func (t *Trainer) Free() { t.ws.free() }
+
 // Targets returns the next-token targets of a batch: Labels shifted left by
 // one within each sequence, -100 on each sequence's last row.
 func (b *TrainBatch) Targets(dst []int32) []int32 {

@@ -44,3 +44,13 @@ func (w *workspace) typed(name string, dt hf.DType, rows, cols int) *Tensor {
 	w.tensors[name] = t
 	return t
 }
+
+// free gives every scratch tensor back to the backend; the workspace is
+// empty after.
+func (w *workspace) free() {
+	for _, t := range w.store {
+		w.b.Free(t)
+	}
+	clear(w.store)
+	clear(w.tensors)
+}

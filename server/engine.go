@@ -252,6 +252,7 @@ func (e *Engine) FineTune(ctx context.Context, seqs []string, p TrainParams, pro
 		}
 	})
 	if err != nil {
+		ad.Free(e.m.B)
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return nil, st, err
 		}
@@ -275,8 +276,14 @@ type engineAdapter struct {
 // SavePEFT implements Adapter.
 func (a *engineAdapter) SavePEFT(dir string) error { return lora.Save(dir, a.m, a.ad, a.spec, a.base) }
 
-// Release implements Adapter: the adapter's tensors become garbage.
-func (a *engineAdapter) Release() { a.ad = nil }
+// Release implements Adapter: the adapter's tensors go back to the
+// backend, for the next request's adapter to reuse.
+func (a *engineAdapter) Release() {
+	if a.ad != nil {
+		a.ad.Free(a.m.B)
+		a.ad = nil
+	}
+}
 
 func toInts(ids []int32) []int {
 	out := make([]int, len(ids))

@@ -38,7 +38,7 @@ func (s *Strict) Waits() int { return s.Downloads + s.Syncs }
 func (s *Strict) Reset() { s.Uploads, s.Downloads, s.Syncs = 0, 0, 0 }
 
 func wrap(t *nn.Tensor) *nn.Tensor {
-	return &nn.Tensor{Rows: t.Rows, Cols: t.Cols, DType: t.DType, Storage: handle{t.Storage}, Off: t.Off}
+	return &nn.Tensor{Rows: t.Rows, Cols: t.Cols, DType: t.DType, Storage: &handle{t.Storage}, Off: t.Off}
 }
 
 // in returns the inner backend's view of a strict tensor (nil for nil).
@@ -46,9 +46,12 @@ func in(t *nn.Tensor) *nn.Tensor {
 	if t == nil {
 		return nil
 	}
-	h, ok := t.Storage.(handle)
+	h, ok := t.Storage.(*handle)
 	if !ok {
 		panic(fmt.Sprintf("nntest: a tensor with storage %T was not made by the strict backend", t.Storage))
+	}
+	if h.inner == nil {
+		panic("nntest: a tensor used after Free")
 	}
 	return &nn.Tensor{Rows: t.Rows, Cols: t.Cols, DType: t.DType, Storage: h.inner, Off: t.Off}
 }
@@ -108,6 +111,18 @@ func (s *Strict) Sync() error {
 	s.Syncs++
 	s.flush()
 	return s.Inner.Sync()
+}
+
+// Free implements nn.Backend: the tensor's handle is emptied at once, so
+// any later use of it or of its views panics.
+func (s *Strict) Free(t *nn.Tensor) {
+	h, ok := t.Storage.(*handle)
+	if !ok || h.inner == nil {
+		panic("nntest: Free of a tensor that is not a live strict tensor")
+	}
+	inner := in(t)
+	h.inner = nil
+	s.enqueue(func() { s.Inner.Free(inner) })
 }
 
 // MatMul implements nn.Backend.

@@ -1,0 +1,142 @@
+package gpu_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/goseal/ttt/gpu"
+	"github.com/goseal/ttt/hf"
+	"github.com/goseal/ttt/lora"
+	"github.com/goseal/ttt/metal"
+	"github.com/goseal/ttt/nn"
+)
+
+var (
+	once    sync.Once
+	backend *gpu.Backend
+	openErr error
+)
+
+// open returns the test process's Metal backend (the emulator off a Mac).
+func open(t *testing.T) *gpu.Backend {
+	once.Do(func() { backend, openErr = gpu.Open(metal.CompileOptions{}) })
+	if openErr != nil {
+		t.Fatal(openErr)
+	}
+	return backend
+}
+
+func tinyModel(t *testing.T, b nn.Backend) *nn.Model {
+	m, err := nn.Load(filepath.Join("..", "nn", "testdata", "models", "qwen2_tied", "f32"), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestUploadIsOrdered: an upload into a tensor that queued work reads takes
+// effect after that work, as the seam requires.
+func TestUploadIsOrdered(t *testing.T) {
+	b := open(t)
+	x := b.NewTensor(hf.F32, 1, 5)
+	y := b.NewTensor(hf.F32, 1, 5)
+	z := b.NewTensor(hf.F32, 1, 5)
+	b.Upload(x, []float32{1, 2, 3, 4, 5}) // nothing queued: written in place
+	b.Copy(y, x)
+	b.Upload(x, []float32{10, 20, 30, 40, 50}) // queued: staged, then copied in order
+	b.Copy(z, x)
+	got := make([]float32, 5)
+	if err := b.Download(got, y); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, []float32{1, 2, 3, 4, 5}) {
+		t.Errorf("the op queued before the upload read %v", got)
+	}
+	if err := b.Download(got, z); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, []float32{10, 20, 30, 40, 50}) {
+		t.Errorf("the op queued after the upload read %v", got)
+	}
+}
+
+// TestTrainingStepCounts: once the first optimizer step has sized every
+// buffer, a step encodes its forward, backward and update into one command
+// buffer, waits once (to read the loss and the gradient norm) and allocates
+// nothing.
+func TestTrainingStepCounts(t *testing.T) {
+	b := open(t)
+	m := tinyModel(t, b)
+	ad, err := lora.New(m, lora.Spec{Rank: 4, Alpha: 8}, rand.New(rand.NewPCG(1, 2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := lora.Data{MaxSeqLength: 24, Padding: lora.MaxLength, PadID: 0}
+	var exs []lora.Example
+	for _, seq := range [][]int32{{5, 9, 14, 3, 22, 35, 7, 100}, {8, 6, 30, 2, 11}, {40, 41, 42, 43, 44, 45}} {
+		exs = append(exs, lora.MakeExample(seq, d.MaxSeqLength, nil, d.PadID))
+	}
+	var at []gpu.Stats
+	_, err = lora.Train(context.Background(), m, ad, exs, d, lora.Params{Epochs: 2, LR: 1e-3, BatchSize: 1, GradAccum: 1, MaxGradNorm: 1}, func(lora.Step) {
+		at = append(at, b.Stats())
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(at) != 6 {
+		t.Fatalf("%d steps, want 6", len(at))
+	}
+	for i := 2; i < len(at); i++ {
+		prev, cur := at[i-1], at[i]
+		if w, c, a := cur.Waits-prev.Waits, cur.CommandBuffers-prev.CommandBuffers, cur.Allocs-prev.Allocs; w != 1 || c != 1 || a != 0 {
+			t.Errorf("step %d: %d waits, %d command buffers, %d allocations; want 1, 1, 0", i+1, w, c, a)
+		}
+		if n, first := cur.Dispatches-prev.Dispatches, at[1].Dispatches-at[0].Dispatches; n != first {
+			t.Errorf("step %d: %d dispatches, step 2: %d; a step of the same shape should encode the same work", i+1, n, first)
+		}
+	}
+	t.Logf("a training step (2 layers, 24 tokens): %d dispatches", at[2].Dispatches-at[1].Dispatches)
+
+	// A second request of the same shape: its adapter, optimizer state and
+	// activations reuse the first one's buffers.
+	ad.Free(b)
+	before := b.Stats()
+	ad, err = lora.New(m, lora.Spec{Rank: 4, Alpha: 8}, rand.New(rand.NewPCG(3, 4)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lora.Train(context.Background(), m, ad, exs, d, lora.Params{Epochs: 2, LR: 1e-3, BatchSize: 1, GradAccum: 1, MaxGradNorm: 1}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := b.Stats().Allocs - before.Allocs; n != 0 {
+		t.Errorf("a second request of the same shape allocated %d buffers", n)
+	}
+}
+
+// TestDecodeCounts: each generated token costs one wait, and a request of a
+// shape seen before allocates nothing: its KV cache and activations reuse
+// the buffers the earlier one gave back.
+func TestDecodeCounts(t *testing.T) {
+	b := open(t)
+	m := tinyModel(t, b)
+	run := func(n int) gpu.Stats {
+		before := b.Stats()
+		out, err := m.Generate(context.Background(), [][]int32{{1, 2, 3, 4}, {7, 8}}, nil, nn.GenerateOptions{MaxNewTokens: n})
+		if err != nil || len(out[0]) != n {
+			t.Fatalf("generated %v, %v", out, err)
+		}
+		after := b.Stats()
+		return gpu.Stats{Waits: after.Waits - before.Waits, Allocs: after.Allocs - before.Allocs, Dispatches: after.Dispatches - before.Dispatches}
+	}
+	run(4) // the first calls of each shape allocate what the next reuse
+	run(12)
+	short, long := run(4), run(12)
+	if long.Waits-short.Waits != 8 || long.Allocs != 0 || short.Allocs != 0 {
+		t.Errorf("4 tokens: %+v, 12 tokens: %+v; want one more wait per token and no allocation", short, long)
+	}
+	t.Logf("a decode step (2 prompts, 2 layers): %d dispatches", (long.Dispatches-short.Dispatches)/8)
+}
