@@ -150,12 +150,14 @@ func maxDiff(a, b []float32) float64 {
 func TestGoldenTraining(t *testing.T) {
 	for _, name := range goldenCases {
 		for _, backend := range testBackends(t) {
-			t.Run(name+"/"+backend.Name(), func(t *testing.T) { testGoldenTraining(t, name, backend) })
+			t.Run(name+"/"+backend.Name(), func(t *testing.T) { testGoldenTraining(t, name, backend, false) })
 		}
+		// Recomputing activations in the backward pass changes nothing.
+		t.Run(name+"/metal/checkpoint", func(t *testing.T) { testGoldenTraining(t, name, metalBackend(t), true) })
 	}
 }
 
-func testGoldenTraining(t *testing.T, name string, backend nn.Backend) {
+func testGoldenTraining(t *testing.T, name string, backend nn.Backend, checkpoint bool) {
 	dir := filepath.Join("testdata", "golden", name)
 	raw, err := os.ReadFile(filepath.Join(dir, "golden.json"))
 	if err != nil {
@@ -193,7 +195,7 @@ func testGoldenTraining(t *testing.T, name string, backend nn.Backend) {
 	if spec.Rank != c.R || spec.Alpha != c.Alpha || len(spec.Targets) != len(c.Targets) {
 		t.Fatalf("initial adapter spec %+v, want r=%d alpha=%g targets %v", spec, c.R, c.Alpha, c.Targets)
 	}
-	p := Params{Epochs: c.Epochs, LR: c.LR, BatchSize: c.BS, GradAccum: c.GA, MaxGradNorm: 1}
+	p := Params{Epochs: c.Epochs, LR: c.LR, BatchSize: c.BS, GradAccum: c.GA, MaxGradNorm: 1, Checkpoint: checkpoint}
 	if p.Steps(len(exs)) != g.TotalSteps {
 		t.Fatalf("%d optimizer steps, want %d", p.Steps(len(exs)), g.TotalSteps)
 	}

@@ -20,6 +20,10 @@ type Params struct {
 	MaxGradNorm float64 // global-norm clipping; the Trainer's default is 1.0
 	Shuffle     bool    // reshuffle the examples every epoch
 	Seed        uint64  // shuffling and dropout
+	// Checkpoint recomputes each block's activations in the backward pass
+	// instead of keeping them (nn.Trainer.Checkpoint): same results, less
+	// memory, one more forward pass of compute.
+	Checkpoint bool
 }
 
 // Validate checks the hyperparameters.
@@ -73,6 +77,7 @@ func Train(ctx context.Context, m *nn.Model, ad *nn.Adapter, exs []Example, d Da
 	opt := newAdamW(m.B, ad, p.MaxGradNorm)
 	defer opt.free()
 	tr := m.NewTrainer()
+	tr.Checkpoint = p.Checkpoint
 	defer tr.Free()
 	total := p.Steps(len(exs))
 	order := make([]int, len(exs))

@@ -1,8 +1,6 @@
 package nn
 
 import (
-	"fmt"
-
 	"github.com/goseal/ttt/hf"
 )
 
@@ -23,6 +21,7 @@ type blockActs struct {
 	h        *Tensor // residual stream after attention
 	gate, up *Tensor // MLP pre-activations
 	dropSeed uint64  // module mod's dropout mask is drawn from dropSeed+mod
+	prefix   string  // names the workspace tensors that hold them
 }
 
 // pass is one forward pass's rows on the device: token ids and positions
@@ -100,7 +99,7 @@ func (m *Model) attentionForward(ws *workspace, l int, x *Tensor, p *pass, ad *A
 	qCols, kvCols := cfg.Heads*cfg.HeadDim, cfg.KVHeads*cfg.HeadDim
 	name := func(s string) string { return s }
 	if acts != nil {
-		name = func(s string) string { return fmt.Sprintf("b%d.%s", l, s) }
+		name = func(s string) string { return acts.prefix + s }
 		acts.x = ws.get(name("x"), T, cfg.Hidden)
 		B.Copy(acts.x, x)
 	}
@@ -165,7 +164,7 @@ func (m *Model) mlpForward(ws *workspace, l int, x *Tensor, ad *Adapter, acts *b
 	T := x.Rows
 	name := func(s string) string { return s }
 	if acts != nil {
-		name = func(s string) string { return fmt.Sprintf("b%d.%s", l, s) }
+		name = func(s string) string { return acts.prefix + s }
 		acts.h = ws.get(name("h"), T, cfg.Hidden)
 		B.Copy(acts.h, x)
 	}

@@ -17,17 +17,29 @@ type TrainBatch struct {
 
 // Trainer runs training passes (forward, loss, backward) of one model and
 // keeps their buffers between steps.
+//
+// With Checkpoint set, the forward pass keeps only each block's input, and
+// the backward pass recomputes a block's activations from it just before
+// going back through the block: one more forward pass of compute for
+// activations of one block instead of all of them. Results are the same.
 type Trainer struct {
+	Checkpoint bool
+
 	m       *Model
 	ws      *workspace
-	acts    []blockActs
+	acts    []blockActs // per block, unused with Checkpoint (one block's, shared, is scratch then)
+	inputs  []*Tensor   // with Checkpoint, each block's input
 	targets []int32
 	pass    pass
 }
 
 // NewTrainer returns a Trainer for m.
 func (m *Model) NewTrainer() *Trainer {
-	return &Trainer{m: m, ws: newWorkspace(m.B), acts: make([]blockActs, len(m.Blocks))}
+	t := &Trainer{m: m, ws: newWorkspace(m.B), acts: make([]blockActs, len(m.Blocks))}
+	for l := range t.acts {
+		t.acts[l].prefix = fmt.Sprintf("b%d.", l)
+	}
+	return t
 }
 
 // Free gives the trainer's buffers back to the backend; the trainer must not
@@ -84,11 +96,23 @@ func (t *Trainer) LossAndGrad(b *TrainBatch, ad *Adapter, gradScale float32, dro
 	m.upload(p, ws, &b.Batch)
 	targets := ws.upload("targets", t.targets)
 
-	// Forward, keeping each block's activations.
+	// Forward, keeping each block's activations (or, checkpointing, its
+	// input, the one block's worth of activations being scratch).
 	x := ws.get("x", T, H)
 	B.Embed(x, m.Embed, p.ids)
+	seed := func(l int) uint64 { return dropoutSeed + uint64(l)*uint64(hf.NumModules) }
+	shared := blockActs{prefix: "ckpt."}
+	t.inputs = t.inputs[:0]
 	for l := range m.Blocks {
-		t.acts[l].dropSeed = dropoutSeed + uint64(l)*uint64(hf.NumModules)
+		if t.Checkpoint {
+			in := ws.get(fmt.Sprintf("b%d.in", l), T, H)
+			B.Copy(in, x)
+			t.inputs = append(t.inputs, in)
+			shared.dropSeed = seed(l)
+			m.blockForward(ws, l, x, p, ad, &shared)
+			continue
+		}
+		t.acts[l].dropSeed = seed(l)
 		m.blockForward(ws, l, x, p, ad, &t.acts[l])
 	}
 
@@ -113,6 +137,14 @@ func (t *Trainer) LossAndGrad(b *TrainBatch, ad *Adapter, gradScale float32, dro
 	// Backward through the blocks, last to first; dx is the gradient of the
 	// residual stream. The embedding table is frozen: the gradient stops here.
 	for l := len(m.Blocks) - 1; l >= 0; l-- {
+		if t.Checkpoint {
+			xl := ws.get("ckpt.xin", T, H)
+			B.Copy(xl, t.inputs[l])
+			shared.dropSeed = seed(l)
+			m.blockForward(ws, l, xl, p, ad, &shared)
+			m.blockBackward(ws, l, dx, p, ad, &shared)
+			continue
+		}
 		m.blockBackward(ws, l, dx, p, ad, &t.acts[l])
 	}
 	return count, nil

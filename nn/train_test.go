@@ -3,10 +3,13 @@ package nn_test
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
+	"github.com/goseal/ttt/cpu"
 	"github.com/goseal/ttt/hf"
 	"github.com/goseal/ttt/nn"
+	"github.com/goseal/ttt/nn/nntest"
 )
 
 // tinyConfig is a model small enough for finite differences (head
@@ -131,5 +134,52 @@ func TestLoRAGradientsMatchFiniteDifferences(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestCheckpointing: recomputing each block's activations in the backward
+// pass gives the same loss and gradients, bit for bit (the same ops on the
+// same values), and keeps less: the trainer's buffers shrink.
+func TestCheckpointing(t *testing.T) {
+	for _, arch := range []string{"qwen2", "llama"} {
+		t.Run(arch, func(t *testing.T) {
+			cfg := tinyConfig(arch)
+			cfg.Layers = 4
+			run := func(checkpoint bool) (loss float32, grads []float32, allocated int64) {
+				s := nntest.NewStrict(cpu.Backend{})
+				m, err := nn.FromWeights(cfg, hf.RandomWeights(cfg, 3), s)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ad, _ := randomAdapter(m, rand.New(rand.NewPCG(4, 5)))
+				ad.Blocks[1][hf.UpProj].Dropout = 0.4
+				lossT := m.B.NewTensor(hf.F32, 1, 1)
+				tr := m.NewTrainer()
+				tr.Checkpoint = checkpoint
+				before := s.Allocated
+				if _, err := tr.LossAndGrad(gradBatch(), ad, 1, 7, lossT); err != nil {
+					t.Fatal(err)
+				}
+				allocated = s.Allocated - before
+				var l [1]float32
+				grads = make([]float32, ad.Grads.Len())
+				if err := m.B.Download(l[:], lossT); err != nil {
+					t.Fatal(err)
+				}
+				if err := m.B.Download(grads, ad.Grads); err != nil {
+					t.Fatal(err)
+				}
+				return l[0], grads, allocated
+			}
+			l0, g0, a0 := run(false)
+			l1, g1, a1 := run(true)
+			if l0 != l1 || !slices.Equal(g0, g1) {
+				t.Errorf("checkpointing changed the loss (%g → %g) or the gradients", l0, l1)
+			}
+			if a1 >= a0 {
+				t.Errorf("the trainer allocated %d bytes checkpointing, %d without", a1, a0)
+			}
+			t.Logf("trainer buffers: %d bytes, %d checkpointing", a0, a1)
+		})
 	}
 }

@@ -22,7 +22,9 @@ type Strict struct {
 	// Uploads, Downloads and Syncs count calls; every Download and Sync is
 	// a host wait.
 	Uploads, Downloads, Syncs int
-	queue                     []func()
+	// Allocated counts the bytes of every tensor NewTensor has made.
+	Allocated int64
+	queue     []func()
 }
 
 // handle is a strict tensor's storage: the inner backend's, hidden.
@@ -70,6 +72,7 @@ func (s *Strict) Name() string { return "strict " + s.Inner.Name() }
 
 // NewTensor implements nn.Backend.
 func (s *Strict) NewTensor(dt hf.DType, rows, cols int) *nn.Tensor {
+	s.Allocated += int64(rows * cols * dt.Size())
 	return wrap(s.Inner.NewTensor(dt, rows, cols))
 }
 
