@@ -10,9 +10,16 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/goseal/ttt/cpu"
+	"github.com/goseal/ttt/gpu"
+	mtl "github.com/goseal/ttt/metal"
+	"github.com/goseal/ttt/nn"
+	"github.com/goseal/ttt/tokenizer"
 )
 
 // newHandler returns a Handler over a fresh fake model with the contains
@@ -454,4 +461,37 @@ func TestLossForTheLog(t *testing.T) {
 			t.Errorf("round4f(%v) = %v, want %v", c.in, got, c.want)
 		}
 	}
+}
+
+// TestDemoOnMetal: the demo's whole TTT cycle (baseline answers, 210 LoRA
+// steps, adapted answers) on the Metal backend, on the MSL emulator off a
+// Mac, gives the CPU backend's answers. The emulator's race detector is
+// off here: the kernel tests run every kernel with it.
+func TestDemoOnMetal(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxSeqLength, cfg.MaxTokens = 192, 24
+	run := func(b nn.Backend) *Reply {
+		e, err := NewEngine(nn.Builtin(b), tokenizer.Bytes(), "builtin", 0, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		rep, err := Demo(context.Background(), &Handler{Model: e, Grader: ContainsGrader{}, Config: cfg}, &out)
+		if err != nil {
+			t.Fatalf("demo on %s: %v\n%s", b.Name(), err, out.String())
+		}
+		return rep
+	}
+	metal, err := gpu.Open(mtl.CompileOptions{NoRaceDetector: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, got := run(cpu.Backend{}), run(metal)
+	if !slices.Equal(got.BaselineTexts, want.BaselineTexts) || !slices.Equal(got.AdapterTexts, want.AdapterTexts) ||
+		!slices.Equal(got.AdapterCorrect, want.AdapterCorrect) || got.AdapterAccuracy != want.AdapterAccuracy {
+		t.Errorf("metal: baseline %q adapted %q (accuracy %v); cpu: %q %q (%v)",
+			got.BaselineTexts, got.AdapterTexts, got.AdapterAccuracy, want.BaselineTexts, want.AdapterTexts, want.AdapterAccuracy)
+	}
+	t.Logf("adapter accuracy %v on both backends; %d dispatches, %d command buffers, %d waits on metal",
+		got.AdapterAccuracy, metal.Stats().Dispatches, metal.Stats().CommandBuffers, metal.Stats().Waits)
 }

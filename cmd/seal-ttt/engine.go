@@ -61,7 +61,8 @@ func openBackend(name string) (nn.Backend, string, error) {
 	case "cpu":
 		return cpu.Backend{}, "asked for", nil
 	case "metal":
-		b, err := gpu.Open(metal.CompileOptions{})
+		// The emulator's race detector is for tests; commands run without it.
+		b, err := gpu.Open(metal.CompileOptions{NoRaceDetector: true})
 		if err != nil {
 			return nil, "", fmt.Errorf("backend metal: %w", err)
 		}
