@@ -52,8 +52,9 @@ type Request struct {
 	AnswerLen int
 }
 
-// Validate checks that every size is usable.
-func (r Request) Validate() error {
+// Validate checks that every size is usable and fits the model's
+// positions.
+func (r Request) Validate(c *hf.Config) error {
 	switch {
 	case r.Sequences < 0 || r.Questions < 0 || r.Epochs < 0:
 		return fmt.Errorf("sequences %d, questions %d and epochs %d must not be negative", r.Sequences, r.Questions, r.Epochs)
@@ -61,6 +62,10 @@ func (r Request) Validate() error {
 		return fmt.Errorf("training needs a sequence length ≥ 2 (got %d), batch size and accumulation ≥ 1 (%d, %d), a rank ≥ 1 (%d) and target modules", r.SeqLen, r.BatchSize, r.GradAccum, r.LoRA.Rank)
 	case r.Questions > 0 && (r.PromptLen < 1 || r.AnswerLen < 1):
 		return fmt.Errorf("questions need a prompt length and answer length ≥ 1 (got %d, %d)", r.PromptLen, r.AnswerLen)
+	case r.Sequences > 0 && r.SeqLen > c.MaxPositions:
+		return fmt.Errorf("sequences of %d tokens exceed the model's %d positions", r.SeqLen, c.MaxPositions)
+	case r.Questions > 0 && r.PromptLen+r.AnswerLen > c.MaxPositions:
+		return fmt.Errorf("prompts of %d tokens with %d answer tokens exceed the model's %d positions", r.PromptLen, r.AnswerLen, c.MaxPositions)
 	}
 	return nil
 }
@@ -234,7 +239,7 @@ func microBatches(n, batch, accum, epochs int) (steps int, sizes []int) {
 // and one with no group that fits is an error. Without training there is
 // no adapted generation.
 func (pl *Plan) Estimate(r Request) (Estimate, error) {
-	if err := r.Validate(); err != nil {
+	if err := r.Validate(pl.Cfg); err != nil {
 		return Estimate{}, err
 	}
 	c, m := pl.Cfg, pl.Model

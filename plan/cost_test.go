@@ -111,7 +111,8 @@ func TestEstimateTotalsAndBounds(t *testing.T) {
 	if e, err = p.Estimate(r); err != nil || len(e.Phases) != 2 {
 		t.Errorf("no training: %d phases, %v", len(e.Phases), err)
 	}
-	for _, bad := range []Request{{Questions: 1}, {Sequences: 1, SeqLen: 8, BatchSize: 1, GradAccum: 1, Epochs: 1}, {Sequences: -1}} {
+	for _, bad := range []Request{{Questions: 1}, {Sequences: 1, SeqLen: 8, BatchSize: 1, GradAccum: 1, Epochs: 1}, {Sequences: -1},
+		{Sequences: 1, SeqLen: 65, BatchSize: 1, GradAccum: 1, Epochs: 1, LoRA: tinyLoRA}, {Questions: 1, PromptLen: 60, AnswerLen: 5}} {
 		if _, err := p.Estimate(bad); err == nil {
 			t.Errorf("request %+v accepted", bad)
 		}
