@@ -171,23 +171,23 @@ func (m Model) headWeightBytes() float64 {
 func (m Model) passWeightBytes() float64 { return m.blockWeightBytes() + m.headWeightBytes() }
 
 // generation returns the prefill and decode phases of answering q prompts
-// of p tokens with a new tokens each, in groups of g, with the adapter a
-// (none when a.Rank is 0); peak is the phases' peak memory.
+// of p tokens with a new tokens each, in groups of g, with adapter ad
+// (LoRA{} for none); peak is the phases' peak memory.
 func (pl *Plan) generation(name string, q, p, a, g int, ad LoRA, peak int64) (prefill, decode Phase) {
 	c, m := pl.Cfg, pl.Model
 	H, V := float64(c.Hidden), float64(c.VocabSize)
 	ws := float64(m.WeightSize())
 	kvb := float64(KVBytesPerToken(c))
 	adParams := float64(ad.Params(c))
-	// Per token: the block products, the adapter's, and attention's pairs
-	// are added separately.
+	// A token's block and adapter products; attention's pairs and the
+	// head's products are added separately.
 	tokFLOPs := 2*linearParams(c)*float64(c.Layers) + 2*adParams
 	head := 2 * H * V
 
 	// Prefill: whole prompts, at most prefillTokens tokens a pass (at least
 	// one prompt), each pass reading the weights and the adapter once; the
-	// prompts' keys and values written, then read by attention; the last
-	// row's logits written and read by the sampler.
+	// prompts' keys and values written, then read by attention; each
+	// prompt's last row of logits written and read by the sampler.
 	perPass := max(1, prefillTokens/p)
 	passes := 0
 	for left := q; left > 0; left -= g {
