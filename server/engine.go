@@ -10,6 +10,7 @@ import (
 
 	"github.com/goseal/ttt/lora"
 	"github.com/goseal/ttt/nn"
+	"github.com/goseal/ttt/plan"
 	"github.com/goseal/ttt/tokenizer"
 )
 
@@ -21,29 +22,29 @@ type Engine struct {
 	name string // recorded as base_model_name_or_path in saved adapters
 	eos  []int  // token ids that end generation
 	pad  int32  // the pad id for training: eos, as SEAL sets it
-	plan *Plan
+	plan *plan.Plan
 	log  *slog.Logger
 }
 
 // NewEngine wraps a loaded model and its tokenizer. name identifies the base
 // model in saved adapters; maxMemory bounds the process's memory (weights
-// included) for planning requests, 0 meaning DefaultMaxMemory. A tokenizer
+// included) for planning requests, 0 meaning plan.DefaultMaxMemory. A tokenizer
 // with more ids than the model's vocabulary is refused.
 func NewEngine(m *nn.Model, tok *tokenizer.Tokenizer, name string, maxMemory int64, log *slog.Logger) (*Engine, error) {
 	if n := tok.VocabSize(); n > m.Config.VocabSize {
 		return nil, fmt.Errorf("model %s: the tokenizer has %d ids but the model's vocabulary only %d: they do not belong together", name, n, m.Config.VocabSize)
 	}
 	if maxMemory <= 0 {
-		maxMemory = DefaultMaxMemory()
+		maxMemory = plan.DefaultMaxMemory()
 	}
 	if maxMemory <= 0 {
 		return nil, fmt.Errorf("the machine's memory size cannot be read: set --max_memory")
 	}
-	plan, err := NewPlan(m.Config, maxMemory)
+	p, err := plan.New(PlanModel(m), maxMemory)
 	if err != nil {
 		return nil, fmt.Errorf("model %s: %w", name, err)
 	}
-	e := &Engine{m: m, tok: tok, name: name, plan: plan, log: log}
+	e := &Engine{m: m, tok: tok, name: name, plan: p, log: log}
 	e.eos = append(e.eos, m.Config.EOS...)
 	if id, ok := tok.EOS(); ok {
 		e.eos = append(e.eos, id)
@@ -60,6 +61,16 @@ func NewEngine(m *nn.Model, tok *tokenizer.Tokenizer, name string, maxMemory int
 		e.log = slog.New(slog.DiscardHandler)
 	}
 	return e, nil
+}
+
+// PlanModel is m as the memory plan sees it: on the Metal backend its
+// weights keep their stored dtype, on the CPU they are float32.
+func PlanModel(m *nn.Model) plan.Model {
+	pm := plan.Model{Cfg: m.Config, Backend: plan.CPU}
+	if m.B.Name() == plan.Metal.String() {
+		pm.Backend, pm.DType = plan.Metal, m.Embed.DType
+	}
+	return pm
 }
 
 // CheckConfig checks the server's settings against the model once, at
@@ -110,7 +121,7 @@ func (e *Engine) stopIDs(p GenParams) ([]int, error) {
 // overBudget is the error of a request whose plan does not fit.
 func (e *Engine) overBudget(what string, need int64, advice string) error {
 	return errorf("ValueError", "%s needs about %s of memory, over the budget of %s (--max_memory less the model's %s of weights)%s",
-		what, FormatBytes(need), FormatBytes(e.plan.Budget), FormatBytes(WeightBytes(e.m.Config)), advice)
+		what, plan.FormatBytes(need), plan.FormatBytes(e.plan.Budget), plan.FormatBytes(e.plan.WeightBytes()), advice)
 }
 
 // Check implements Model.
@@ -145,12 +156,15 @@ func (e *Engine) Check(prompts, seqs []string, gen GenParams, train *TrainParams
 			width = max(width, min(len(e.tok.Encode(s, true)), d.MaxSeqLength))
 		}
 	}
-	rows := min(train.BatchSize, len(seqs))
-	mods := len(spec.Targets)
-	if mods == 0 {
-		mods = len(lora.DefaultTargets(e.m.Config.Arch))
+	targets := spec.Targets
+	if len(targets) == 0 {
+		targets = lora.DefaultTargets(e.m.Config.Arch)
 	}
-	if need := e.plan.TrainBytes(rows, width, spec.Rank, mods, spec.Dropout > 0); need > e.plan.Budget {
+	rows := min(train.BatchSize, len(seqs))
+	mb := plan.Micro{Rows: rows, Width: width, LoRA: plan.LoRA{Rank: spec.Rank, Targets: targets, Layers: spec.Layers, Dropout: spec.Dropout > 0}}
+	// Planned without recomputation: training keeps every block's
+	// activations (plan.Checkpoint says when it should not).
+	if need := e.plan.TrainBytes(mb, false); need > e.plan.Budget {
 		return e.overBudget(fmt.Sprintf("training on micro-batches of %d sequences of %d tokens", rows, width), need,
 			": lower batch_size (gradient_accumulation_steps keeps the effective batch) or --max_seq_length, or use padding \"longest\"")
 	}

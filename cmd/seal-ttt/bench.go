@@ -16,8 +16,8 @@ import (
 )
 
 func init() {
-	commands["bench"] = command{summary: "measure prefill, decode and LoRA training speed of a model on this machine", run: runBench,
-		help: "Times prefill, decode and one LoRA training step of the model on random\ntoken ids (no tokenizer is read) and prints tokens per second, the best of\n--repeat runs each."}
+	commands["bench"] = command{summary: "measure prefill, decode and LoRA training speed, or plan a SEAL request (--plan)", run: runBench,
+		help: "Times prefill, decode and one LoRA training step of the model on random\ntoken ids (no tokenizer is read) and prints tokens per second, the best of\n--repeat runs each.\n\nWith --plan nothing is run and no weights are read: from the model's\nconfig.json alone it prints, for a SEAL request of the shape the request\nflags give (SEAL's defaults otherwise), each phase's FLOPs, bytes moved and\npeak memory, whether training must recompute activations to fit\n--max_memory, and the roofline lower bound of each phase on Apple chips\n(--chip, or all of them; figures and sources in docs/apple-chips.md).\nA plan, not a measurement."}
 }
 
 func runBench(args []string) error {
@@ -29,10 +29,18 @@ func runBench(args []string) error {
 	genTokens := fs.Int("gen_tokens", 64, "tokens generated per prompt for decode")
 	batch := fs.Int("batch", 16, "prompts decoded together (SEAL evaluates all questions at once)")
 	trainLen := fs.Int("train_tokens", 256, "tokens per training step")
-	rank := fs.Int("lora_rank", 32, "LoRA rank for the training step (q_proj, v_proj)")
+	rank := fs.Int("lora_rank", 32, "LoRA rank for the training step (q_proj, v_proj) and the plan (lora_rank)")
 	repeat := fs.Int("repeat", 3, "timed repetitions of each measurement (the best is reported)")
+	pf := planFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if pf.plan {
+		if fs.NArg() > 0 {
+			return fmt.Errorf("no arguments are taken")
+		}
+		pf.rank, pf.model, pf.backend = *rank, *model, *backend
+		return runPlan(os.Stdout, pf)
 	}
 	if *promptLen < 1 || *genTokens < 1 || *batch < 1 || *trainLen < 2 || *repeat < 1 || fs.NArg() > 0 {
 		return fmt.Errorf("sizes must be positive (train_tokens ≥ 2) and no arguments are taken")

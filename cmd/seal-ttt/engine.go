@@ -92,6 +92,17 @@ func openBackend(name string) (nn.Backend, string, error) {
 	return nil, "", fmt.Errorf("unknown backend %q (want auto, cpu or metal)", name)
 }
 
+// deviceBudget is the default memory limit on a Mac's GPU: Metal's
+// recommended working set, which the weights' no-copy buffers count
+// against; 0 (the server's default share of physical memory) elsewhere,
+// the emulator included.
+func deviceBudget(b nn.Backend) int64 {
+	if g, ok := b.(*gpu.Backend); ok && runtime.GOOS == "darwin" {
+		return int64(g.Device().RecommendedWorkingSet())
+	}
+	return 0
+}
+
 // modelName is what saved adapters record as their base model.
 func modelName(modelFlag string) string {
 	if modelFlag == "" {
@@ -109,6 +120,9 @@ func loadModel(modelFlag, backend string, maxMemory int64, log *slog.Logger) (*s
 	m, tok, desc, err := openModel(modelFlag, backend, true)
 	if err != nil {
 		return nil, "", err
+	}
+	if maxMemory == 0 {
+		maxMemory = deviceBudget(m.B)
 	}
 	e, err := server.NewEngine(m, tok, modelName(modelFlag), maxMemory, log)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/goseal/ttt/plan"
 	"github.com/goseal/ttt/server"
 )
 
@@ -50,7 +51,7 @@ func (c *cycleFlags) register(fs *flag.FlagSet, d server.Config, defaultGrader s
 	fs.StringVar(&c.graderModel, "grader_model", "gpt-4.1", "model of the openai grader (base URL from OPENAI_BASE_URL)")
 	fs.StringVar(&c.padding, "padding", d.Padding, "training padding: max_length (as the original: pad to --max_seq_length, pads in the loss) or longest (faster: pad to the longest sequence of a batch, pads not in the loss)")
 	fs.StringVar(&c.logFormat, "log_format", "text", "log format on stderr: text or json")
-	fs.StringVar(&c.maxMemory, "max_memory", "", "memory the process may use, weights included, e.g. 24GiB; a request planned to need more is refused (default: 3/4 of physical memory)")
+	fs.StringVar(&c.maxMemory, "max_memory", "", "memory the process may use, weights included, e.g. 24GiB; a request planned to need more is refused (default: the GPU's recommended working set on a Mac's Metal backend, else 3/4 of physical memory)")
 	fs.DurationVar(&c.requestTimeout, "request_timeout", 0, "abandon a request that runs longer, e.g. 30m, with a TimeoutError reply (default: no limit)")
 }
 
@@ -84,7 +85,7 @@ func (c *cycleFlags) handler(log *slog.Logger, port int) (*server.Handler, error
 	var maxMemory int64
 	if c.maxMemory != "" {
 		var err error
-		if maxMemory, err = server.ParseBytes(c.maxMemory); err != nil {
+		if maxMemory, err = plan.ParseBytes(c.maxMemory); err != nil {
 			return nil, fmt.Errorf("--max_memory: %w", err)
 		}
 	}
@@ -106,7 +107,7 @@ func (c *cycleFlags) handler(log *slog.Logger, port int) (*server.Handler, error
 	if err := model.CheckConfig(cfg); err != nil {
 		return nil, err
 	}
-	log.Info("model loaded", "model", desc, "request_memory_budget", server.FormatBytes(model.Budget()))
+	log.Info("model loaded", "model", desc, "request_memory_budget", plan.FormatBytes(model.Budget()))
 	grader, why, err := server.NewGrader(c.grader, c.graderModel, model, c.instruct, os.Getenv)
 	if err != nil {
 		return nil, err

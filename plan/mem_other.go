@@ -1,6 +1,6 @@
 //go:build !linux && !darwin
 
-package server
+package plan
 
 // physicalMemory is unknown on this system.
 func physicalMemory() int64 { return 0 }

@@ -13,62 +13,11 @@ import (
 	"github.com/goseal/ttt/tokenizer"
 )
 
-// qwen7B is Qwen2.5-7B's shape, for plans of a real model.
-var qwen7B = &hf.Config{Arch: "qwen2", VocabSize: 152064, Hidden: 3584, Intermediate: 18944, Layers: 28,
-	Heads: 28, KVHeads: 4, HeadDim: 128, MaxPositions: 131072, AttentionBias: true}
-
-func TestPlanFormulas(t *testing.T) {
-	// Qwen2.5-7B: 7.6e9 parameters (published), 4 bytes each as float32.
-	if w := WeightBytes(qwen7B); w < 4*7.5e9 || w > 4*7.7e9 {
-		t.Errorf("weights %s, want about 4 × 7.6e9 bytes", FormatBytes(w))
-	}
-	// 2 · 28 layers · 4 kv heads · 128 · 4 bytes = 114,688 bytes per token.
-	if kv := KVBytesPerToken(qwen7B); kv != 114688 {
-		t.Errorf("KV bytes per token %d, want 114688", kv)
-	}
-	p := &Plan{Cfg: qwen7B, Budget: 16 << 30}
-	// The 1 MB request of the robustness test: 30,001 questions, the
-	// longest ~1,000 tokens. One allocation for all of them would be
-	// 30001 · 1064 · 114688 bytes ≈ 3.4 TiB; a group fits the budget.
-	g := p.GroupSize(30001, 1000, 64)
-	if g < 1 || p.GenerateBytes(g, 1000, 64) > p.Budget {
-		t.Errorf("group of %d: %s over %s", g, FormatBytes(p.GenerateBytes(g, 1000, 64)), FormatBytes(p.Budget))
-	}
-	if g2 := p.GroupSize(30001, 1000, 64); g2 != g || p.GroupSize(3, 1000, 64) > 3 {
-		t.Errorf("group sizes %d, %d", g2, p.GroupSize(3, 1000, 64))
-	}
-	// SEAL's default training shape fits 16 GiB on top of the weights;
-	// 4096 rows of 2048 tokens does not.
-	if b := p.TrainBytes(1, 2048, 32, 2, false); b > p.Budget {
-		t.Errorf("one row of 2048 tokens plans %s", FormatBytes(b))
-	}
-	if b := p.TrainBytes(4096, 2048, 32, 2, false); b < 1<<40 {
-		t.Errorf("4096 rows of 2048 tokens plan only %s", FormatBytes(b))
-	}
-}
-
-func TestParseBytes(t *testing.T) {
-	good := map[string]int64{"1024": 1024, "24GiB": 24 << 30, "512MB": 512 << 20, "8G": 8 << 30, "1.5 GiB": 3 << 29, "2t": 2 << 40}
-	for s, want := range good {
-		if got, err := ParseBytes(s); err != nil || got != want {
-			t.Errorf("ParseBytes(%q) = %d, %v; want %d", s, got, err, want)
-		}
-	}
-	for _, s := range []string{"", "0", "-1G", "lots", "1e30G"} {
-		if _, err := ParseBytes(s); err == nil {
-			t.Errorf("ParseBytes(%q) accepted", s)
-		}
-	}
-	if s := FormatBytes(3 << 29); s != "1.5 GiB" {
-		t.Errorf("FormatBytes = %q", s)
-	}
-}
-
 // budgetEngine is the built-in model with budget bytes for requests.
 func budgetEngine(t *testing.T, budget int64) *Engine {
 	t.Helper()
 	m := nn.Builtin(cpu.Backend{})
-	e, err := NewEngine(m, tokenizer.Bytes(), "builtin", WeightBytes(m.Config)+budget, nil)
+	e, err := NewEngine(m, tokenizer.Bytes(), "builtin", PlanModel(m).WeightBytes()+budget, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

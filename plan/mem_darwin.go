@@ -1,4 +1,4 @@
-package server
+package plan
 
 import "golang.org/x/sys/unix"
 
