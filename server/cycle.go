@@ -339,7 +339,8 @@ func (s *cycleStats) attrs(req *Request) []any {
 			"trained_tokens", s.trainStats.Tokens,
 			"trained_tokens_per_s", round2(rate(s.trainStats.Tokens, s.train)),
 			"loss_first", round4f(s.trainStats.FirstLoss),
-			"loss_last", round4f(s.trainStats.LastLoss))
+			"loss_last", round4f(s.trainStats.LastLoss),
+			"recompute", s.trainStats.Recompute)
 	}
 	if s.adapterDir != "" {
 		a = append(a, "adapter_dir", s.adapterDir)

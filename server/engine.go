@@ -149,6 +149,18 @@ func (e *Engine) Check(prompts, seqs []string, gen GenParams, train *TrainParams
 	if err != nil {
 		return err
 	}
+	mb := e.micro(spec, d, *train, seqs)
+	recompute, need := e.plan.Checkpoint(mb)
+	if need > e.plan.Budget {
+		return e.overBudget(fmt.Sprintf("training on micro-batches of %d sequences of %d tokens (recomputing activations: %v)", mb.Rows, mb.Width, recompute), need,
+			": lower batch_size (gradient_accumulation_steps keeps the effective batch) or --max_seq_length, or use padding \"longest\"")
+	}
+	return nil
+}
+
+// micro is the shape of a request's training micro-batches, as the memory
+// plan sees it: rows of the padded width (or of the longest sequence).
+func (e *Engine) micro(spec lora.Spec, d lora.Data, p TrainParams, seqs []string) plan.Micro {
 	width := d.MaxSeqLength
 	if d.Padding == lora.Longest {
 		width = 0
@@ -160,15 +172,7 @@ func (e *Engine) Check(prompts, seqs []string, gen GenParams, train *TrainParams
 	if len(targets) == 0 {
 		targets = lora.DefaultTargets(e.m.Config.Arch)
 	}
-	rows := min(train.BatchSize, len(seqs))
-	mb := plan.Micro{Rows: rows, Width: width, LoRA: plan.LoRA{Rank: spec.Rank, Targets: targets, Layers: spec.Layers, Dropout: spec.Dropout > 0}}
-	// Planned without recomputation: training keeps every block's
-	// activations (plan.Checkpoint says when it should not).
-	if need := e.plan.TrainBytes(mb, false); need > e.plan.Budget {
-		return e.overBudget(fmt.Sprintf("training on micro-batches of %d sequences of %d tokens", rows, width), need,
-			": lower batch_size (gradient_accumulation_steps keeps the effective batch) or --max_seq_length, or use padding \"longest\"")
-	}
-	return nil
+	return plan.Micro{Rows: min(p.BatchSize, len(seqs)), Width: width, LoRA: plan.LoRA{Rank: spec.Rank, Targets: targets, Layers: spec.Layers, Dropout: spec.Dropout > 0}}
 }
 
 // Generate implements Model. Prompts are answered in groups sized by the
@@ -253,6 +257,10 @@ func (e *Engine) FineTune(ctx context.Context, seqs []string, p TrainParams, pro
 	if len(skipped) > 0 {
 		e.log.Warn("training sequences skipped: they encode to no tokens", "indices", skipped)
 	}
+	// Recompute activations in the backward pass when keeping them all
+	// would not fit the budget (Check has refused what fits neither way).
+	params.Checkpoint, _ = e.plan.Checkpoint(e.micro(spec, d, p, seqs))
+	st.Recompute = params.Checkpoint
 	ad, err := lora.New(e.m, spec, rand.New(rand.NewPCG(uint64(p.Seed), 0x10a)))
 	if err != nil {
 		return nil, st, errorf("ValueError", "%v", err)

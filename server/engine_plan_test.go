@@ -9,6 +9,7 @@ import (
 
 	"github.com/goseal/ttt/cpu"
 	"github.com/goseal/ttt/hf"
+	"github.com/goseal/ttt/lora"
 	"github.com/goseal/ttt/nn"
 	"github.com/goseal/ttt/tokenizer"
 )
@@ -124,5 +125,39 @@ func TestEngineLoadChecks(t *testing.T) {
 	}
 	if _, err := NewEngine(m, tokenizer.Bytes(), "small", 1<<10, nil); err == nil {
 		t.Error("a budget below the weights accepted")
+	}
+}
+
+// TestEngineRecomputesWhenNeeded: training that fits the budget only with
+// activations recomputed runs checkpointed; with room to keep them, it
+// does not.
+func TestEngineRecomputesWhenNeeded(t *testing.T) {
+	p := TrainParams{Rank: 4, Alpha: 8, Epochs: 1, LR: 1e-3, BatchSize: 2, GradAccum: 1, MaxSeqLength: 256, Padding: "max_length"}
+	seqs := []string{"The observatory stands on Mount Oravel.", "Its cat is called Perihelion."}
+	probe := budgetEngine(t, 1<<40)
+	mb := probe.micro(lora.Spec{Rank: 4, Alpha: 8}, lora.Data{MaxSeqLength: 256, Padding: lora.MaxLength}, p, seqs)
+	keep, recompute := probe.plan.TrainBytes(mb, false), probe.plan.TrainBytes(mb, true)
+	if recompute >= keep {
+		t.Fatalf("recomputing plans %d bytes, keeping %d", recompute, keep)
+	}
+	for _, c := range []struct {
+		budget int64
+		want   bool
+	}{{keep, false}, {(keep + recompute) / 2, true}} {
+		e := budgetEngine(t, c.budget)
+		if err := e.Check(nil, seqs, GenParams{MaxTokens: 4, TopP: 1}, &p); err != nil {
+			t.Fatalf("budget %d: %v", c.budget, err)
+		}
+		ad, st, err := e.FineTune(context.Background(), seqs, p, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ad.Release()
+		if st.Recompute != c.want || st.Steps != 1 {
+			t.Errorf("budget %d (keeping needs %d, recomputing %d): recompute %v, %d steps", c.budget, keep, recompute, st.Recompute, st.Steps)
+		}
+	}
+	if err := budgetEngine(t, recompute-1).Check(nil, seqs, GenParams{MaxTokens: 4, TopP: 1}, &p); err == nil {
+		t.Error("a budget below even the recomputing plan passed the check")
 	}
 }

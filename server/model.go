@@ -116,6 +116,9 @@ type TrainStats struct {
 	// FirstLoss and LastLoss are the training losses of the first and last
 	// optimizer steps.
 	FirstLoss, LastLoss float64
+	// Recompute says activations were recomputed in the backward pass
+	// (checkpointing), as the memory plan chose.
+	Recompute bool
 }
 
 // TrainProgress reports a fine-tuning run in progress.
