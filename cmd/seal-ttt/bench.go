@@ -6,11 +6,12 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"slices"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
-	"github.com/goseal/ttt/hf"
+	"github.com/goseal/ttt/gpu"
 	"github.com/goseal/ttt/lora"
 	"github.com/goseal/ttt/nn"
 )
@@ -72,24 +73,47 @@ func runBench(args []string) error {
 		}
 		return b, nil
 	}
+	// On the Metal backend each row also says what one step encoded: kernel
+	// dispatches, command buffers, host waits and device bytes allocated.
+	g, _ := m.B.(*gpu.Backend)
+	counts := func(before gpu.Stats, steps int) string {
+		if g == nil {
+			return ""
+		}
+		d := g.Stats()
+		return fmt.Sprintf("\t%.1f\t%.1f\t%.1f\t%d", float64(d.Dispatches-before.Dispatches)/float64(steps),
+			float64(d.CommandBuffers-before.CommandBuffers)/float64(steps), float64(d.Waits-before.Waits)/float64(steps), (d.AllocBytes-before.AllocBytes)/int64(steps))
+	}
+	stats := func() gpu.Stats {
+		if g == nil {
+			return gpu.Stats{}
+		}
+		return g.Stats()
+	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "measurement\tshape\ttime\ttokens/s")
+	header := "measurement\tshape\ttime\ttokens/s"
+	if g != nil {
+		header += "\tdispatches/step\tcommand buffers/step\twaits/step\tbytes allocated/step"
+	}
+	fmt.Fprintln(tw, header)
 
 	prompt := ids(*promptLen)
 	pb := &nn.Batch{IDs: prompt, Segs: []nn.Segment{{N: len(prompt)}}}
 	for i := range prompt {
 		pb.Pos = append(pb.Pos, int32(i))
 	}
+	before := stats()
 	d, err := best(func() error { _, err := m.Logits(pb, nil); return err })
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(tw, "prefill\t%d tokens\t%v\t%.1f\n", *promptLen, d.Round(time.Millisecond), float64(*promptLen)/d.Seconds())
+	fmt.Fprintf(tw, "prefill\t%d tokens\t%v\t%.1f%s\n", *promptLen, d.Round(time.Millisecond), float64(*promptLen)/d.Seconds(), counts(before, *repeat))
 
 	prompts := make([][]int32, *batch)
 	for i := range prompts {
 		prompts[i] = ids(32)
 	}
+	before = stats()
 	d, err = best(func() error {
 		_, err := m.Generate(context.Background(), prompts, nil, nn.GenerateOptions{MaxNewTokens: *genTokens})
 		return err
@@ -97,31 +121,41 @@ func runBench(args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(tw, "decode (with prefill)\t%d prompts × %d new tokens\t%v\t%.1f\n", *batch, *genTokens, d.Round(time.Millisecond), float64(*batch**genTokens)/d.Seconds())
+	// A step here is one generated token of every prompt, the prefill's
+	// share included.
+	fmt.Fprintf(tw, "decode (with prefill)\t%d prompts × %d new tokens\t%v\t%.1f%s\n", *batch, *genTokens, d.Round(time.Millisecond), float64(*batch**genTokens)/d.Seconds(), counts(before, *repeat**genTokens))
 
+	// Training: optimizer steps (forward, backward, clipping, AdamW) on one
+	// sequence, as lora.Train runs them; the first step sizes the buffers,
+	// the others are timed and counted.
 	ad, err := lora.New(m, lora.Spec{Rank: *rank, Alpha: 2 * float64(*rank)}, rng)
 	if err != nil {
 		return err
 	}
-	seq := ids(*trainLen)
-	tb := &nn.TrainBatch{Batch: nn.Batch{IDs: seq, Segs: []nn.Segment{{N: len(seq)}}}, Labels: seq}
-	for i := range seq {
-		tb.Pos = append(tb.Pos, int32(i))
-	}
-	tr := m.NewTrainer()
-	loss := m.B.NewTensor(hf.F32, 1, 1)
-	d, err = best(func() error {
-		if _, err := tr.LossAndGrad(tb, ad, 1/float32(*trainLen), 0, loss); err != nil {
-			return err
+	d0 := lora.Data{MaxSeqLength: *trainLen, Padding: lora.MaxLength}
+	ex := lora.MakeExample(ids(*trainLen), *trainLen, nil, 0)
+	var (
+		last  time.Duration
+		steps []time.Duration
+		from  gpu.Stats
+	)
+	if _, err := lora.Train(context.Background(), m, ad, []lora.Example{ex}, d0, lora.Params{Epochs: *repeat + 1, LR: 1e-4, BatchSize: 1, GradAccum: 1, MaxGradNorm: 1}, func(s lora.Step) {
+		if s.Step == 1 {
+			from = stats()
+		} else {
+			steps = append(steps, s.Elapsed-last)
 		}
-		return m.B.Sync()
-	})
-	if err != nil {
+		last = s.Elapsed
+	}); err != nil {
 		return err
 	}
-	fmt.Fprintf(tw, "training step (forward+backward)\t%d tokens, rank %d on q,v\t%v\t%.1f\n", *trainLen, *rank, d.Round(time.Millisecond), float64(*trainLen)/d.Seconds())
+	d = slices.Min(steps)
+	fmt.Fprintf(tw, "training step (forward, backward, AdamW)\t%d tokens, rank %d on q,v\t%v\t%.1f%s\n", *trainLen, *rank, d.Round(time.Millisecond), float64(*trainLen)/d.Seconds(), counts(from, len(steps)))
 	tw.Flush()
 	fmt.Printf("\npeak resident memory: %.0f MB\n", float64(peakRSS())/(1<<20))
+	if g != nil {
+		fmt.Printf("peak device buffers: %.0f MB (weights mapped from their files not included)\n", float64(g.Stats().PeakBytes)/(1<<20))
+	}
 	return nil
 }
 
