@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/goseal/ttt/gpu"
 	"github.com/goseal/ttt/kernels"
 	"github.com/goseal/ttt/kernels/check"
 	"github.com/goseal/ttt/metal"
@@ -128,14 +129,33 @@ func doctor(w io.Writer) error {
 			tw.Flush()
 		}
 	}
+	// The model on the GPU against the CPU backend.
+	models := 0
+	if !old {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+		fmt.Fprintln(tw, "MODEL CHECK (built-in model, GPU against CPU)\tMAX ERROR\tTOLERANCE\tRESULT")
+		for _, c := range gpu.CheckModel(gpu.New(dev, lib)) {
+			models++
+			fmt.Fprintln(tw, c)
+			if !c.Pass() {
+				failed++
+				if c.Err != nil {
+					tw.Flush()
+					fmt.Fprintf(w, "  error: %v\n", c.Err)
+				}
+			}
+		}
+		tw.Flush()
+	}
 	if failed > 0 {
 		fmt.Fprintf(w, "\n%s\n", debugHint())
-		return fmt.Errorf("%d of %d checks failed", failed, len(cases)-skipped)
+		return fmt.Errorf("%d of %d checks failed", failed, len(cases)-skipped+models)
 	}
 	if skipped > 0 {
 		return fmt.Errorf("%d checks passed; %d need Apple%d, which this GPU (%s) is not: it cannot run the GPU backend",
 			len(cases)-skipped, skipped, matrixFamily, familyName(dev.Family()))
 	}
-	fmt.Fprintf(w, "\nall %d checks passed\n", len(cases))
+	fmt.Fprintf(w, "\nall %d checks passed\n", len(cases)+models)
 	return nil
 }
