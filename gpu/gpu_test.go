@@ -151,3 +151,22 @@ func TestCheckModel(t *testing.T) {
 		}
 	}
 }
+
+// TestWeightsAreNotCopied: a model's weights stay in their file's memory
+// map, in their stored dtype: loading allocates no device buffer for them.
+func TestWeightsAreNotCopied(t *testing.T) {
+	b := open(t)
+	for _, variant := range []string{"f32", "bf16"} {
+		before := b.Stats()
+		m, err := nn.Load(filepath.Join("..", "nn", "testdata", "models", "qwen2_untied", variant), b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := b.Stats().Allocs - before.Allocs; n != 0 {
+			t.Errorf("%s: loading allocated %d device buffers", variant, n)
+		}
+		if want := map[string]hf.DType{"f32": hf.F32, "bf16": hf.BF16}[variant]; m.Embed.DType != want || m.Blocks[0].Linear[hf.QProj].DType != want {
+			t.Errorf("%s: weights held as %v", variant, m.Embed.DType)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -79,5 +80,68 @@ func TestFinetuneRejects(t *testing.T) {
 		if err == nil || !strings.Contains(errOut, c.want) {
 			t.Errorf("seal-ttt %v: err %v, stderr %q; want a failure mentioning %q", c.args, err, errOut, c.want)
 		}
+	}
+}
+
+// TestCommandsOnMetal: finetune, generate and ttt give the CPU backend's
+// output with --backend metal (the MSL emulator off a Mac).
+func TestCommandsOnMetal(t *testing.T) {
+	dir := t.TempDir()
+	train := filepath.Join(dir, "train.jsonl")
+	os.WriteFile(train, []byte("\"The lighthouse keeper is called Oda.\"\n"), 0o644)
+	// The example request with a fixed seed (otherwise each request draws
+	// its own adapter initialisation, as SEAL's server does).
+	example, err := os.ReadFile(filepath.Join("..", "..", "examples", "request.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	request := filepath.Join(dir, "request.json")
+	os.WriteFile(request, []byte(strings.Replace(string(example), "{", `{"seed": 1,`, 1)), 0o644)
+	outputs := map[string][3]string{}
+	for _, backend := range []string{"cpu", "metal"} {
+		adapter := filepath.Join(dir, backend)
+		tuned, errOut, err := run(t, "finetune", "--backend", backend, "--train", train, "--lora_rank", "8", "--lora_alpha", "16",
+			"--finetune_epochs", "5", "--finetune_lr", "1e-2", "--max_seq_length", "32", "--seed", "1", "--save_adapter", adapter)
+		if err != nil {
+			t.Fatalf("finetune --backend %s: %v\n%s", backend, err, errOut)
+		}
+		gen, errOut, err := run(t, "generate", "--backend", backend, "--prompt", "The lighthouse keeper", "--adapter", adapter, "--max_tokens", "12")
+		if err != nil {
+			t.Fatalf("generate --backend %s: %v\n%s", backend, err, errOut)
+		}
+		reply, errOut, err := run(t, "ttt", "--backend", backend, "--request", request,
+			"--max_seq_length", "48", "--eval_max_tokens", "8", "--grader", "contains")
+		if err != nil {
+			t.Fatalf("ttt --backend %s: %v\n%s", backend, err, errOut)
+		}
+		// The step lines carry timings; the losses (4 decimals) must agree.
+		var losses []string
+		for _, line := range strings.Split(tuned, "\n") {
+			if f := strings.Fields(line); len(f) > 5 && f[0] == "step" && f[4] == "loss" {
+				losses = append(losses, f[5])
+			}
+		}
+		outputs[backend] = [3]string{strings.Join(losses, " "), gen, reply}
+	}
+	for i, what := range []string{"finetune losses", "generate", "ttt reply"} {
+		if c, m := outputs["cpu"][i], outputs["metal"][i]; c != m || c == "" {
+			t.Errorf("%s: cpu %q, metal %q", what, c, m)
+		}
+	}
+}
+
+// TestAutoBackend: auto takes the CPU off a Mac and says why; metal runs
+// there on the emulator and says so.
+func TestAutoBackend(t *testing.T) {
+	if runtime.GOOS == "darwin" {
+		t.Skip("on a Mac, auto depends on the GPU; doctor reports it")
+	}
+	b, why, err := openBackend("auto")
+	if err != nil || b.Name() != "cpu" || !strings.Contains(why, "no Apple GPU") {
+		t.Errorf("auto: %v %q %v", b, why, err)
+	}
+	b, why, err = openBackend("metal")
+	if err != nil || b.Name() != "metal" || !strings.Contains(why, "emulator") {
+		t.Errorf("metal: %v %q %v", b, why, err)
 	}
 }
