@@ -141,17 +141,6 @@ func TestDecodeCounts(t *testing.T) {
 	t.Logf("a decode step (2 prompts, 2 layers): %d dispatches", (long.Dispatches-short.Dispatches)/8)
 }
 
-// TestCheckModel: doctor's model-level checks pass on this device.
-func TestCheckModel(t *testing.T) {
-	for _, c := range gpu.CheckModel(open(t)) {
-		if !c.Pass() {
-			t.Errorf("%s: max error %.3g (tolerance %.3g), %v", c.Name, c.MaxErr, c.Tol, c.Err)
-		} else {
-			t.Logf("%s: %.3g", c.Name, c.MaxErr)
-		}
-	}
-}
-
 // TestWeightsAreNotCopied: a model's weights stay in their file's memory
 // map, in their stored dtype: loading allocates no device buffer for them.
 func TestWeightsAreNotCopied(t *testing.T) {

@@ -135,7 +135,7 @@ func doctor(w io.Writer) error {
 		fmt.Fprintln(w)
 		tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 		fmt.Fprintln(tw, "MODEL CHECK (built-in model, GPU against CPU)\tMAX ERROR\tTOLERANCE\tRESULT")
-		for _, c := range gpu.CheckModel(gpu.New(dev, lib)) {
+		for _, c := range CheckModel(gpu.New(dev, lib)) {
 			models++
 			fmt.Fprintln(tw, c)
 			if !c.Pass() {

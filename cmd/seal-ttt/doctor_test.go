@@ -23,7 +23,7 @@ func TestDoctor(t *testing.T) {
 	if !strings.Contains(got, "PROBE") || !strings.Contains(got, "simd_shuffle_down past the last lane") {
 		t.Errorf("no probes in:\n%s", got)
 	}
-	for _, want := range []string{"family:  Apple", "system:  ", "MSL:     3.1", "memory:  unified, ", "GiB recommended working set"} {
+	for _, want := range []string{"MODEL CHECK", "greedy generation", "LoRA training step: adapter after AdamW", "family:  Apple", "system:  ", "MSL:     3.1", "memory:  unified, ", "GiB recommended working set"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("no %q in:\n%s", want, got)
 		}

@@ -1,4 +1,4 @@
-package gpu
+package main
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/goseal/ttt/cpu"
+	"github.com/goseal/ttt/gpu"
 	"github.com/goseal/ttt/lora"
 	"github.com/goseal/ttt/nn"
 )
@@ -30,7 +31,7 @@ func (c ModelCheck) Pass() bool { return c.Err == nil && c.MaxErr <= c.Tol }
 // on b and on the CPU backend and compares the logits of a prompt, a greedy
 // generation and a LoRA training step (loss and updated adapter), as
 // `seal-ttt doctor` reports them.
-func CheckModel(b *Backend) []ModelCheck {
+func CheckModel(b *gpu.Backend) []ModelCheck {
 	gm, cm := nn.Builtin(b), nn.Builtin(cpu.Backend{})
 	prompt := []int32{72, 101, 108, 108, 111, 44, 32, 119, 111, 114, 108, 100}
 	batch := &nn.Batch{IDs: prompt, Segs: []nn.Segment{{N: len(prompt)}}}
