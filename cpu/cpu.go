@@ -88,17 +88,7 @@ func (Backend) Sync() error { return nil }
 
 // MatMul implements nn.Backend.
 func (Backend) MatMul(c, a, b *nn.Tensor, transA, transB bool, alpha float32, accumulate bool) {
-	m, k := a.Rows, a.Cols
-	if transA {
-		m, k = k, m
-	}
-	n := b.Cols
-	if transB {
-		n = b.Rows
-	}
-	if c.Rows != m || c.Cols != n || (transB && b.Cols != k) || (!transB && b.Rows != k) {
-		panic(fmt.Sprintf("cpu: MatMul shapes c %d×%d, a %d×%d, b %d×%d (transA %v, transB %v) do not agree", c.Rows, c.Cols, a.Rows, a.Cols, b.Rows, b.Cols, transA, transB))
-	}
+	m, n, k := nn.MatMulDims(c, a, b, transA, transB)
 	MatMulScaled(f32(c), f32(a), f32(b), m, n, k, transA, transB, alpha, accumulate)
 }
 

@@ -5,30 +5,17 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
-	"sync"
 	"testing"
 
 	"github.com/goseal/ttt/gpu"
 	"github.com/goseal/ttt/hf"
 	"github.com/goseal/ttt/lora"
-	"github.com/goseal/ttt/metal"
 	"github.com/goseal/ttt/nn"
-)
-
-var (
-	once    sync.Once
-	backend *gpu.Backend
-	openErr error
+	"github.com/goseal/ttt/nn/nntest"
 )
 
 // open returns the test process's Metal backend (the emulator off a Mac).
-func open(t *testing.T) *gpu.Backend {
-	once.Do(func() { backend, openErr = gpu.Open(metal.CompileOptions{}) })
-	if openErr != nil {
-		t.Fatal(openErr)
-	}
-	return backend
-}
+func open(t *testing.T) *gpu.Backend { return nntest.Metal(t) }
 
 func tinyModel(t *testing.T, b nn.Backend) *nn.Model {
 	m, err := nn.Load(filepath.Join("..", "nn", "testdata", "models", "qwen2_tied", "f32"), b)

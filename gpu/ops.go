@@ -1,8 +1,6 @@
 package gpu
 
 import (
-	"fmt"
-
 	"github.com/goseal/ttt/kernels"
 	"github.com/goseal/ttt/nn"
 )
@@ -13,17 +11,7 @@ import (
 
 // MatMul implements nn.Backend (kernels.MatMul).
 func (b *Backend) MatMul(c, a, w *nn.Tensor, transA, transB bool, alpha float32, accumulate bool) {
-	m, k := a.Rows, a.Cols
-	if transA {
-		m, k = k, m
-	}
-	n := w.Cols
-	if transB {
-		n = w.Rows
-	}
-	if c.Rows != m || c.Cols != n || (transB && w.Cols != k) || (!transB && w.Rows != k) {
-		panic(fmt.Sprintf("gpu: MatMul shapes c %d×%d, a %d×%d, b %d×%d (transA %v, transB %v) do not agree", c.Rows, c.Cols, a.Rows, a.Cols, w.Rows, w.Cols, transA, transB))
-	}
+	m, n, k := nn.MatMulDims(c, a, w, transA, transB)
 	scratch := b.scratchBuf(kernels.MatMulScratch(m, n, k))
 	b.launch(b.lib.MatMul(b.encoder(), arg(c), arg(a), arg(w), w.DType, m, n, k, transA, transB, alpha, accumulate, scratch))
 }

@@ -8,13 +8,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"sync"
 	"testing"
 
-	"github.com/goseal/ttt/cpu"
 	"github.com/goseal/ttt/gpu"
 	"github.com/goseal/ttt/hf"
-	mtl "github.com/goseal/ttt/metal"
 	"github.com/goseal/ttt/nn"
 	"github.com/goseal/ttt/nn/nntest"
 )
@@ -55,28 +52,11 @@ type goldenCase struct {
 
 var goldenCases = []string{"qwen2_bs1", "qwen2_bs2_ga2", "qwen2_longest", "qwen2_endmask", "qwen2_all_linear", "llama3_bs1", "qwen2_bs1_ga2_odd"}
 
-// testBackends are the backends every golden test runs on: the CPU backend,
-// the CPU backend behind the strict backend (no host views, queued ops,
-// counted transfers), and the Metal backend (on the MSL emulator off a Mac).
-func testBackends(t testing.TB) []nn.Backend {
-	return []nn.Backend{cpu.Backend{}, nntest.NewStrict(cpu.Backend{}), metalBackend(t)}
-}
+// testBackends are the backends every golden test runs on.
+func testBackends(t testing.TB) []nn.Backend { return nntest.Backends(t) }
 
-var (
-	metalOnce sync.Once
-	metal     *gpu.Backend
-	metalErr  error
-)
-
-// metalBackend returns the test process's Metal backend, its kernels
-// compiled once.
-func metalBackend(t testing.TB) *gpu.Backend {
-	metalOnce.Do(func() { metal, metalErr = gpu.Open(mtl.CompileOptions{}) })
-	if metalErr != nil {
-		t.Fatal(metalErr)
-	}
-	return metal
-}
+// metalBackend is the test process's Metal backend.
+func metalBackend(t testing.TB) *gpu.Backend { return nntest.Metal(t) }
 
 func loadModel(t *testing.T, name string, b nn.Backend) *nn.Model {
 	t.Helper()

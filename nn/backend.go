@@ -149,6 +149,23 @@ type Backend interface {
 	Sample(ids, logits, u *Tensor, temperature, topP float32)
 }
 
+// MatMulDims returns the m, n, k of c = op(a)·op(b) and panics, naming the
+// shapes, when c, a and b do not agree; backends check MatMul with it.
+func MatMulDims(c, a, b *Tensor, transA, transB bool) (m, n, k int) {
+	m, k = a.Rows, a.Cols
+	if transA {
+		m, k = k, m
+	}
+	n = b.Cols
+	if transB {
+		n = b.Rows
+	}
+	if c.Rows != m || c.Cols != n || (transB && b.Cols != k) || (!transB && b.Rows != k) {
+		panic(fmt.Sprintf("nn: MatMul shapes c %d×%d, a %d×%d, b %d×%d (transA %v, transB %v) do not agree", c.Rows, c.Cols, a.Rows, a.Cols, b.Rows, b.Cols, transA, transB))
+	}
+	return m, n, k
+}
+
 // AdamWParams are one AdamW update's hyperparameters; Step counts from 1.
 // MaxGradNorm is the clipping threshold the update applies first (see
 // ClipFactor).
