@@ -32,6 +32,7 @@ type cycleFlags struct {
 	padding, logFormat      string
 	maxMemory               string
 	requestTimeout          time.Duration
+	baselineCache           int
 }
 
 // register defines the flags on fs with SEAL's names; d holds their
@@ -52,6 +53,7 @@ func (c *cycleFlags) register(fs *flag.FlagSet, d server.Config, defaultGrader s
 	fs.StringVar(&c.logFormat, "log_format", "text", "log format on stderr: text or json")
 	fs.StringVar(&c.maxMemory, "max_memory", "", "memory the process may use, weights included, e.g. 24GiB; a request planned to need more is refused (default: 3/4 of physical memory)")
 	fs.DurationVar(&c.requestTimeout, "request_timeout", 0, "abandon a request that runs longer, e.g. 30m, with a TimeoutError reply (default: no limit)")
+	fs.IntVar(&c.baselineCache, "baseline_cache", server.DefaultBaselineEntries, "keep the graded baseline answers of this many recent requests (at most 256 MiB) and reuse them for repeats when decoding is deterministic (greedy, or a request seed); replies are the same bytes; 0 turns it off")
 }
 
 // logger returns the structured logger on stderr in the chosen format.
@@ -80,6 +82,8 @@ func (c *cycleFlags) handler(log *slog.Logger, port int) (*server.Handler, error
 		return nil, fmt.Errorf("unknown --padding %q: use max_length or longest", c.padding)
 	case c.requestTimeout < 0:
 		return nil, fmt.Errorf("--request_timeout must be >= 0, got %s", c.requestTimeout)
+	case c.baselineCache < 0:
+		return nil, fmt.Errorf("--baseline_cache must be >= 0 (0: off), got %d", c.baselineCache)
 	}
 	var maxMemory int64
 	if c.maxMemory != "" {
@@ -115,7 +119,11 @@ func (c *cycleFlags) handler(log *slog.Logger, port int) (*server.Handler, error
 	if c.padding == "longest" {
 		log.Info("padding longest: batches are padded to their longest sequence and pads are left out of the loss (the original pads to --max_seq_length and trains on the pads)")
 	}
-	return &server.Handler{Model: model, Grader: grader, Log: log, Config: cfg}, nil
+	h := &server.Handler{Model: model, Grader: grader, Log: log, Config: cfg}
+	if c.baselineCache > 0 {
+		h.Baselines = server.NewBaselineCache(c.baselineCache, server.DefaultBaselineBytes)
+	}
+	return h, nil
 }
 
 // signalContext is done at the first SIGINT or SIGTERM; a second one kills
