@@ -18,7 +18,7 @@ import (
 
 func init() {
 	commands["serve"] = command{summary: "serve SEAL's TTT cycle over ZeroMQ (SEAL's TTT_server.py flags)", run: runServe,
-		help: "Binds a ZeroMQ REP socket, loads the model, and answers SEAL's requests one\nat a time: each gets baseline answers, a LoRA adapter fine-tuned on its\ntrain_sequences, adapted answers, and both graded (see `seal-ttt ttt -h`\nand the README for the request's keys). {\"cmd\": \"shutdown\"} or SIGTERM\nstops it. Every request's memory is planned before any work and refused\nwith a ValueError when it would exceed --max_memory."}
+		help: "Binds a ZeroMQ REP socket, loads the model, and answers SEAL's requests one\nat a time: each gets baseline answers, a LoRA adapter fine-tuned on its\ntrain_sequences, adapted answers, and both graded (see `seal-ttt ttt -h`\nand the README for the request's keys). {\"cmd\": \"shutdown\"} or SIGTERM\nstops it. With --connect it joins a broker (`seal-ttt broker`) instead\nof binding. Every request's memory is planned before any work and refused\nwith a ValueError when it would exceed --max_memory."}
 }
 
 // cycleFlags are the flags shared by serve, ttt and demo: the model and the
@@ -126,6 +126,33 @@ func (c *cycleFlags) handler(log *slog.Logger, port int) (*server.Handler, error
 	return h, nil
 }
 
+// openSocket binds the REP socket at host:port or, with connect, joins the
+// broker there. It runs before the model loads, so a port in use fails at
+// once.
+func openSocket(connect, host string, port int, log *slog.Logger) (server.Socket, error) {
+	if connect != "" {
+		sock, err := server.Connect(connect)
+		if err != nil {
+			return nil, err
+		}
+		log.Info("joining the broker", "broker", connect, "transport", server.DefaultTransport)
+		return sock, nil
+	}
+	endpoint, err := server.BindEndpoint(host, port)
+	if err != nil {
+		return nil, err
+	}
+	sock, err := server.Listen(endpoint)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("ZeroMQ REP socket bound", "endpoint", sock.Endpoint(), "transport", server.DefaultTransport)
+	if server.AllInterfaces(host) {
+		log.Warn("the socket accepts requests from every network interface, as SEAL's server does; anyone who can reach this port can run requests: use --zmq_host 127.0.0.1 to serve this machine only")
+	}
+	return sock, nil
+}
+
 // signalContext is done at the first SIGINT or SIGTERM; a second one kills
 // the process at once.
 func signalContext() (context.Context, context.CancelFunc) {
@@ -143,6 +170,7 @@ func runServe(args []string) error {
 	c.register(fs, server.DefaultConfig(), "auto")
 	port := fs.Int("zmq_port", 5555, "TCP port of the ZeroMQ REP socket")
 	host := fs.String("zmq_host", "*", "address to bind: * (every interface, as SEAL's server), an address such as 127.0.0.1 (this machine only) or a host name")
+	connect := fs.String("connect", "", "join the broker at this endpoint (e.g. tcp://broker.lan:5556, see `seal-ttt broker`) instead of binding --zmq_host:--zmq_port; --zmq_port still names kept adapters")
 	vllm := fs.String("vllm_api_url", "", "accepted for compatibility with SEAL's launch scripts; not used (generation runs in this process)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -160,20 +188,11 @@ func runServe(args []string) error {
 	if *vllm != "" {
 		log.Info("--vllm_api_url is ignored: generation runs in this process", "vllm_api_url", *vllm)
 	}
-	endpoint, err := server.BindEndpoint(*host, *port)
-	if err != nil {
-		return err
-	}
-	// The port is bound before the model loads, so a port in use fails at once.
-	sock, err := server.Listen(endpoint)
+	sock, err := openSocket(*connect, *host, *port, log)
 	if err != nil {
 		return err
 	}
 	defer sock.Close()
-	log.Info("ZeroMQ REP socket bound", "endpoint", sock.Endpoint(), "transport", server.DefaultTransport)
-	if server.AllInterfaces(*host) {
-		log.Warn("the socket accepts requests from every network interface, as SEAL's server does; anyone who can reach this port can run requests: use --zmq_host 127.0.0.1 to serve this machine only")
-	}
 	h, err := c.handler(log, *port)
 	if err != nil {
 		return err
