@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"sort"
 	"strings"
 	"sync"
@@ -265,5 +266,49 @@ func TestFleetShutdownRefused(t *testing.T) {
 	}
 	if err != nil {
 		t.Error(err)
+	}
+}
+
+// TestFleetBrokerRestart: a server may start before the broker, and
+// rejoins a broker that restarts on the same ports.
+func TestFleetBrokerRestart(t *testing.T) {
+	defer func(d time.Duration) { readyInterval = d }(readyInterval)
+	readyInterval = 100 * time.Millisecond
+	for _, transport := range transportNames() {
+		t.Run(transport, func(t *testing.T) {
+			ports := make([]string, 2)
+			for i := range ports {
+				l, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				ports[i] = "tcp://" + l.Addr().String()
+				l.Close()
+			}
+			h, _ := newHandler(t)
+			startFleetServer(t, transport, ports[1], h)
+			for round := range 2 {
+				b, err := NewBroker(ports[0], ports[1])
+				if err != nil {
+					t.Fatal(err)
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan error, 1)
+				go func() { done <- b.Run(ctx) }()
+				tag := fmt.Sprintf("round%d", round)
+				rctx, rcancel := context.WithTimeout(context.Background(), clientTimeout)
+				reply, err := roundTrip(rctx, ports[0], factRequest(tag))
+				rcancel()
+				if err == nil {
+					err = checkFactReply(reply, tag)
+				}
+				if err != nil {
+					t.Errorf("broker %d: %v", round, err)
+				}
+				cancel()
+				<-done
+				b.Close()
+			}
+		})
 	}
 }
