@@ -269,20 +269,27 @@ func (b *Broker) dispatch() {
 		id := b.idle[0]
 		b.idle = b.idle[1:]
 		j := b.queue[0]
-		if err := b.sendBack(id, append([][]byte{{}}, j.request...)); err != nil {
+		switch err := b.sendBack(id, append([][]byte{{}}, j.request...)); {
+		case err == nil:
+			b.queue = b.queue[1:]
+			b.busy[id] = j
+		case isFull(err):
+			// Probes sent while it was busy are still queued to it: it
+			// reads them as soon as it waits for work; try again then.
+			b.idle = append(b.idle, id)
+			return
+		default:
 			b.leave(id, "its connection is gone")
-			continue
 		}
-		b.queue = b.queue[1:]
-		b.busy[id] = j
 	}
 }
 
-// probe checks that every known server's connection is still there.
+// probe checks that every known server's connection is still there. A
+// server whose queue is full (a long request, many probes unread) is there.
 func (b *Broker) probe() {
 	for _, list := range [][]string{append([]string(nil), b.idle...), mapKeys(b.busy)} {
 		for _, id := range list {
-			if err := b.sendBack(id, [][]byte{framePing}); err != nil {
+			if err := b.sendBack(id, [][]byte{framePing}); err != nil && !isFull(err) {
 				b.leave(id, "its connection is gone")
 			}
 		}
@@ -297,9 +304,8 @@ func mapKeys(m map[string]*job) []string {
 	return keys
 }
 
-// sendBack sends a message to server id without waiting. It fails only when
-// the server's connection is gone; a server whose queue is full (a busy
-// server with many probes unread) still counts as there.
+// sendBack sends a message to server id without waiting. It fails when the
+// server's connection is gone (EHOSTUNREACH) or its queue is full (isFull).
 func (b *Broker) sendBack(id string, frames [][]byte) error {
 	parts := make([]any, 0, len(frames)+1)
 	parts = append(parts, id)
@@ -307,11 +313,11 @@ func (b *Broker) sendBack(id string, frames [][]byte) error {
 		parts = append(parts, f)
 	}
 	_, err := b.back.SendMessageDontwait(parts...)
-	if err != nil && zmq.AsErrno(err) == zmq.Errno(syscall.EAGAIN) {
-		return nil
-	}
 	return err
 }
+
+// isFull reports whether a send failed only because the peer's queue is full.
+func isFull(err error) bool { return zmq.AsErrno(err) == zmq.Errno(syscall.EAGAIN) }
 
 // reply sends a reply to a job's client; a client that has gone is skipped.
 func (b *Broker) reply(j *job, frames ...[]byte) {
