@@ -33,13 +33,19 @@ func TestBaselineCacheSameBytes(t *testing.T) {
 		model func() Model
 		cfg   Config
 		req   string
+		// req2, when set, is sent second instead of req.
+		req2 string
 	}{
-		{"fake", func() Model { return &fakeModel{} }, DefaultConfig(), twoFacts + `}`},
-		{"fake no training", func() Model { return &fakeModel{} }, DefaultConfig(), twoFacts + `, "skip_training": true}`},
+		{"fake", func() Model { return &fakeModel{} }, DefaultConfig(), twoFacts + `}`, ""},
+		{"fake no training", func() Model { return &fakeModel{} }, DefaultConfig(), twoFacts + `, "skip_training": true}`, ""},
 		{"builtin", func() Model { return builtinEngine(t) }, builtinCfg,
 			// A request seed makes training, and so the whole reply, repeatable.
 			`{"train_sequences": ["Ada lives in Brindle."], "seed": 7, "lora_rank": 4, "finetune_epochs": 2, "finetune_lr": 0.01,
-			"eval_questions": [{"question": "Where does Ada live?", "answer": "Brindle"}, {"question": "Who?", "answer": "Ada"}]}`},
+			"eval_questions": [{"question": "Where does Ada live?", "answer": "Brindle"}, {"question": "Who?", "answer": "Ada"}]}`, ""},
+		// Greedy answers take no draws: the seed is not in the key.
+		{"builtin, greedy, other seed", func() Model { return builtinEngine(t) }, builtinCfg,
+			`{"eval_questions": [{"question": "Where does Ada live?", "answer": "Brindle"}], "seed": 1}`,
+			`{"eval_questions": [{"question": "Where does Ada live?", "answer": "Brindle"}], "seed": 2}`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -47,8 +53,12 @@ func TestBaselineCacheSameBytes(t *testing.T) {
 			for _, cache := range []*BaselineCache{nil, NewBaselineCache(8, 1<<20)} {
 				model := tc.model()
 				h := &Handler{Model: model, Grader: ContainsGrader{}, Config: tc.cfg, Baselines: cache}
-				for range 2 {
-					reply, _ := h.Handle(context.Background(), [][]byte{[]byte(tc.req)})
+				for i := range 2 {
+					req := tc.req
+					if i == 1 && tc.req2 != "" {
+						req = tc.req2
+					}
+					reply, _ := h.Handle(context.Background(), [][]byte{[]byte(req)})
 					if !strings.HasPrefix(string(reply), `{"baseline_accuracy"`) {
 						t.Fatalf("reply %s", reply)
 					}
