@@ -331,5 +331,13 @@ func (b *Broker) reply(j *job, frames ...[]byte) {
 	b.front.SendMessageDontwait(parts...)
 }
 
-// shortID names a server's routing id in logs.
-func shortID(id string) string { return hex.EncodeToString([]byte(id)) }
+// shortID names a server's routing id in logs: as is when printable (the
+// pure-Go transport's), else in hex (libzmq's five bytes).
+func shortID(id string) string {
+	for _, c := range []byte(id) {
+		if c < 0x21 || c > 0x7e {
+			return hex.EncodeToString([]byte(id))
+		}
+	}
+	return id
+}
