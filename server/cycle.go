@@ -79,6 +79,9 @@ type Handler struct {
 	Config Config
 	// Log receives one line per request and progress lines; nil discards.
 	Log *slog.Logger
+	// Baselines, when not nil, keeps graded baseline answers for the
+	// requests that repeat them (--baseline_cache).
+	Baselines *BaselineCache
 
 	step int // requests handled so far, shutdown excluded
 }
@@ -193,10 +196,22 @@ func (h *Handler) run(ctx context.Context, req *Request, st *cycleStats, log *sl
 	n := len(req.Questions)
 	baseTexts, baseOK := make([]string, n), make([]bool, n)
 	if req.BaselineEval && n > 0 {
-		var err error
-		baseTexts, baseOK, err = h.evaluate(ctx, nil, req, prompts, gen, &st.baseline, log)
-		if err != nil {
-			return nil, fmt.Errorf("baseline evaluation: %w", err)
+		key, cacheable := baselineKey(identity(h.Model), identity(h.Grader), gen, req, prompts)
+		cacheable = cacheable && h.Baselines != nil
+		if cacheable {
+			baseTexts, baseOK, st.baselineCached = h.Baselines.get(key)
+		}
+		if !st.baselineCached {
+			var graded bool
+			var err error
+			baseTexts, baseOK, graded, err = h.evaluate(ctx, nil, req, prompts, gen, &st.baseline, log)
+			if err != nil {
+				return nil, fmt.Errorf("baseline evaluation: %w", err)
+			}
+			// Verdicts of a grader that failed are not the grader's: not kept.
+			if cacheable && graded {
+				h.Baselines.put(key, baseTexts, baseOK)
+			}
 		}
 	}
 	if !req.Training() {
@@ -229,7 +244,7 @@ func (h *Handler) run(ctx context.Context, req *Request, st *cycleStats, log *sl
 		}
 		st.adapterDir = dir
 	}
-	adaptTexts, adaptOK, err := h.evaluate(ctx, adapter, req, prompts, gen, &st.adapted, log)
+	adaptTexts, adaptOK, _, err := h.evaluate(ctx, adapter, req, prompts, gen, &st.adapted, log)
 	if err != nil {
 		return nil, fmt.Errorf("adapter evaluation: %w", err)
 	}
@@ -250,18 +265,18 @@ func (h *Handler) prompts(req *Request) []string {
 
 // evaluate answers every question with adapter (nil: the base model) and
 // grades the answers. A grader that fails counts the answers it was given
-// wrong, as SEAL's grading does, and logs a warning.
-func (h *Handler) evaluate(ctx context.Context, adapter Adapter, req *Request, prompts []string, gen GenParams, ps *phaseStats, log *slog.Logger) ([]string, []bool, error) {
+// wrong, as SEAL's grading does, and logs a warning; graded is false then.
+func (h *Handler) evaluate(ctx context.Context, adapter Adapter, req *Request, prompts []string, gen GenParams, ps *phaseStats, log *slog.Logger) (texts []string, ok []bool, graded bool, err error) {
 	t0 := time.Now()
 	outs, err := h.Model.Generate(ctx, adapter, prompts, gen)
 	ps.generate = time.Since(t0)
 	if err != nil {
-		return nil, nil, fmt.Errorf("generation: %w", err)
+		return nil, nil, false, fmt.Errorf("generation: %w", err)
 	}
 	if len(outs) != len(prompts) {
-		return nil, nil, fmt.Errorf("generation: %d completions for %d prompts", len(outs), len(prompts))
+		return nil, nil, false, fmt.Errorf("generation: %d completions for %d prompts", len(outs), len(prompts))
 	}
-	texts := make([]string, len(outs))
+	texts = make([]string, len(outs))
 	var items []GradeItem
 	var index []int
 	for i, o := range outs {
@@ -277,7 +292,7 @@ func (h *Handler) evaluate(ctx context.Context, adapter Adapter, req *Request, p
 		items = append(items, GradeItem{Question: req.Questions[i].Question, Gold: req.Questions[i].Answer, Answer: pred})
 		index = append(index, i)
 	}
-	ok := make([]bool, len(outs))
+	ok, graded = make([]bool, len(outs)), true
 	if len(items) > 0 {
 		t1 := time.Now()
 		verdicts, err := h.Grader.Grade(ctx, items)
@@ -287,16 +302,16 @@ func (h *Handler) evaluate(ctx context.Context, adapter Adapter, req *Request, p
 		}
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil, nil, ctx.Err()
+				return nil, nil, false, ctx.Err()
 			}
 			log.Warn("grading failed: the answers count as wrong, as in SEAL", "answers", len(items), "error", errorText(err))
-			verdicts = make([]bool, len(items))
+			verdicts, graded = make([]bool, len(items)), false
 		}
 		for j, i := range index {
 			ok[i] = verdicts[j]
 		}
 	}
-	return texts, ok, nil
+	return texts, ok, graded, nil
 }
 
 // cycleStats collects what the per-request log line reports.
@@ -308,6 +323,7 @@ type cycleStats struct {
 	train             time.Duration
 	trainStats        TrainStats
 	adapterDir        string
+	baselineCached    bool // the baseline came from the cache
 }
 
 // phaseStats times one evaluation phase.
@@ -325,6 +341,7 @@ func (s *cycleStats) attrs(req *Request) []any {
 		"train_sequences", len(req.TrainSequences),
 		"train_bytes", textBytes(req.TrainSequences),
 		"seed", s.seed,
+		"baseline_cached", s.baselineCached,
 		"baseline_eval_s", round2(s.baseline.generate.Seconds()),
 		"train_s", round2(s.train.Seconds()),
 		"adapter_eval_s", round2(s.adapted.generate.Seconds()),

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // fakeModel is a deterministic Model for tests. The base model knows
@@ -26,6 +27,7 @@ type fakeModel struct {
 	panicMsg string        // FineTune panics with it when set
 	block    chan struct{} // FineTune waits until it is closed (or ctx is done) when set
 	started  chan struct{} // FineTune signals it (if set) when it starts
+	delay    time.Duration // each Generate call takes this long (or until ctx is done)
 	released atomic.Int32  // adapters released
 }
 
@@ -61,6 +63,9 @@ func (m *fakeModel) Generate(ctx context.Context, adapter Adapter, prompts []str
 	m.mu.Unlock()
 	if m.genErr != nil {
 		return nil, m.genErr
+	}
+	if m.delay > 0 {
+		sleep(ctx, m.delay)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err

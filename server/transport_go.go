@@ -19,6 +19,7 @@ import (
 
 func init() {
 	transports["go"] = listenGo
+	connectors["go"] = connectGo
 	if err := gozmq.RegisterTransport(gatedTCP, gatedTransport{}); err != nil {
 		panic(err) // only a second registration of the name can fail
 	}
@@ -233,4 +234,84 @@ func (c *frameLimitConn) Read(p []byte) (int, error) {
 		c.skip = size
 	}
 	return n, err
+}
+
+// goDealer is a go-zeromq DEALER socket connected to a broker. go-zeromq's
+// Recv cannot wait with a timeout, so one goroutine receives into a channel.
+type goDealer struct {
+	sock   gozmq.Socket
+	cancel context.CancelFunc
+	msgs   chan [][]byte
+	done   chan struct{} // closed when the receiving goroutine has ended
+}
+
+// dialRetry is the pause between attempts to reach the broker.
+const dialRetry = 250 * time.Millisecond
+
+func connectGo(endpoint string) (dealerConn, error) {
+	if !strings.HasPrefix(endpoint, "tcp://") {
+		return nil, fmt.Errorf("the pure-Go transport connects to tcp:// endpoints only")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	sock := gozmq.NewDealer(ctx, gozmq.WithLogger(log.New(io.Discard, "", 0)),
+		gozmq.WithAutomaticReconnect(true), gozmq.WithDialerRetry(dialRetry), gozmq.WithDialerMaxRetries(-1))
+	d := &goDealer{sock: sock, cancel: cancel, msgs: make(chan [][]byte), done: make(chan struct{})}
+	// Dialing retries until the broker answers or the socket closes;
+	// sends wait for the connection meanwhile.
+	go sock.Dial(endpoint)
+	go d.receive(ctx)
+	return d, nil
+}
+
+// receive passes every message to d.msgs until ctx is done.
+func (d *goDealer) receive(ctx context.Context) {
+	defer close(d.done)
+	for {
+		msg, err := d.sock.Recv()
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			time.Sleep(dialRetry) // the connection broke: it is being remade
+			continue
+		}
+		select {
+		case d.msgs <- msg.Frames:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// send waits for a connection to the broker while ctx lasts (go-zeromq's
+// Send waits for one until the socket closes).
+func (d *goDealer) send(ctx context.Context, frames [][]byte) error {
+	errc := make(chan error, 1)
+	go func() { errc <- d.sock.SendMulti(gozmq.NewMsgFrom(frames...)) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("the broker is not reachable: %w", context.Cause(ctx))
+	}
+}
+
+func (d *goDealer) recv(ctx context.Context, wait time.Duration) ([][]byte, error) {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case m := <-d.msgs:
+		return m, nil
+	case <-t.C:
+		return nil, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (d *goDealer) close() error {
+	err := d.sock.Close()
+	d.cancel()
+	<-d.done
+	return err
 }

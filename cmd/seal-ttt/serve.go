@@ -19,7 +19,7 @@ import (
 
 func init() {
 	commands["serve"] = command{summary: "serve SEAL's TTT cycle over ZeroMQ (SEAL's TTT_server.py flags)", run: runServe,
-		help: "Binds a ZeroMQ REP socket, loads the model, and answers SEAL's requests one\nat a time: each gets baseline answers, a LoRA adapter fine-tuned on its\ntrain_sequences, adapted answers, and both graded (see `seal-ttt ttt -h`\nand the README for the request's keys). {\"cmd\": \"shutdown\"} or SIGTERM\nstops it. Every request's memory is planned before any work and refused\nwith a ValueError when it would exceed --max_memory."}
+		help: "Binds a ZeroMQ REP socket, loads the model, and answers SEAL's requests one\nat a time: each gets baseline answers, a LoRA adapter fine-tuned on its\ntrain_sequences, adapted answers, and both graded (see `seal-ttt ttt -h`\nand the README for the request's keys). {\"cmd\": \"shutdown\"} or SIGTERM\nstops it. With --connect it joins a broker (`seal-ttt broker`) instead\nof binding. Every request's memory is planned before any work and refused\nwith a ValueError when it would exceed --max_memory."}
 }
 
 // cycleFlags are the flags shared by serve, ttt and demo: the model and the
@@ -33,6 +33,7 @@ type cycleFlags struct {
 	padding, logFormat      string
 	maxMemory               string
 	requestTimeout          time.Duration
+	baselineCache           int
 }
 
 // register defines the flags on fs with SEAL's names; d holds their
@@ -53,6 +54,7 @@ func (c *cycleFlags) register(fs *flag.FlagSet, d server.Config, defaultGrader s
 	fs.StringVar(&c.logFormat, "log_format", "text", "log format on stderr: text or json")
 	fs.StringVar(&c.maxMemory, "max_memory", "", "memory the process may use, weights included, e.g. 24GiB; a request planned to need more is refused (default: the GPU's recommended working set on a Mac's Metal backend, else 3/4 of physical memory)")
 	fs.DurationVar(&c.requestTimeout, "request_timeout", 0, "abandon a request that runs longer, e.g. 30m, with a TimeoutError reply (default: no limit)")
+	fs.IntVar(&c.baselineCache, "baseline_cache", server.DefaultBaselineEntries, "keep the graded baseline answers of this many recent requests (at most 256 MiB) and reuse them for repeats when decoding is deterministic (greedy, or a request seed); replies are the same bytes; 0 turns it off")
 }
 
 // logger returns the structured logger on stderr in the chosen format.
@@ -81,6 +83,8 @@ func (c *cycleFlags) handler(log *slog.Logger, port int) (*server.Handler, error
 		return nil, fmt.Errorf("unknown --padding %q: use max_length or longest", c.padding)
 	case c.requestTimeout < 0:
 		return nil, fmt.Errorf("--request_timeout must be >= 0, got %s", c.requestTimeout)
+	case c.baselineCache < 0:
+		return nil, fmt.Errorf("--baseline_cache must be >= 0 (0: off), got %d", c.baselineCache)
 	}
 	var maxMemory int64
 	if c.maxMemory != "" {
@@ -116,7 +120,38 @@ func (c *cycleFlags) handler(log *slog.Logger, port int) (*server.Handler, error
 	if c.padding == "longest" {
 		log.Info("padding longest: batches are padded to their longest sequence and pads are left out of the loss (the original pads to --max_seq_length and trains on the pads)")
 	}
-	return &server.Handler{Model: model, Grader: grader, Log: log, Config: cfg}, nil
+	h := &server.Handler{Model: model, Grader: grader, Log: log, Config: cfg}
+	if c.baselineCache > 0 {
+		h.Baselines = server.NewBaselineCache(c.baselineCache, server.DefaultBaselineBytes)
+	}
+	return h, nil
+}
+
+// openSocket binds the REP socket at host:port or, with connect, joins the
+// broker there. It runs before the model loads, so a port in use fails at
+// once.
+func openSocket(connect, host string, port int, log *slog.Logger) (server.Socket, error) {
+	if connect != "" {
+		sock, err := server.Connect(connect)
+		if err != nil {
+			return nil, err
+		}
+		log.Info("joining the broker", "broker", connect, "transport", server.DefaultTransport)
+		return sock, nil
+	}
+	endpoint, err := server.BindEndpoint(host, port)
+	if err != nil {
+		return nil, err
+	}
+	sock, err := server.Listen(endpoint)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("ZeroMQ REP socket bound", "endpoint", sock.Endpoint(), "transport", server.DefaultTransport)
+	if server.AllInterfaces(host) {
+		log.Warn("the socket accepts requests from every network interface, as SEAL's server does; anyone who can reach this port can run requests: use --zmq_host 127.0.0.1 to serve this machine only")
+	}
+	return sock, nil
 }
 
 // signalContext is done at the first SIGINT or SIGTERM; a second one kills
@@ -136,6 +171,7 @@ func runServe(args []string) error {
 	c.register(fs, server.DefaultConfig(), "auto")
 	port := fs.Int("zmq_port", 5555, "TCP port of the ZeroMQ REP socket")
 	host := fs.String("zmq_host", "*", "address to bind: * (every interface, as SEAL's server), an address such as 127.0.0.1 (this machine only) or a host name")
+	connect := fs.String("connect", "", "join the broker at this endpoint (e.g. tcp://broker.lan:5556, see `seal-ttt broker`) instead of binding --zmq_host:--zmq_port; --zmq_port still names kept adapters")
 	vllm := fs.String("vllm_api_url", "", "accepted for compatibility with SEAL's launch scripts; not used (generation runs in this process)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -153,20 +189,11 @@ func runServe(args []string) error {
 	if *vllm != "" {
 		log.Info("--vllm_api_url is ignored: generation runs in this process", "vllm_api_url", *vllm)
 	}
-	endpoint, err := server.BindEndpoint(*host, *port)
-	if err != nil {
-		return err
-	}
-	// The port is bound before the model loads, so a port in use fails at once.
-	sock, err := server.Listen(endpoint)
+	sock, err := openSocket(*connect, *host, *port, log)
 	if err != nil {
 		return err
 	}
 	defer sock.Close()
-	log.Info("ZeroMQ REP socket bound", "endpoint", sock.Endpoint(), "transport", server.DefaultTransport)
-	if server.AllInterfaces(*host) {
-		log.Warn("the socket accepts requests from every network interface, as SEAL's server does; anyone who can reach this port can run requests: use --zmq_host 127.0.0.1 to serve this machine only")
-	}
 	h, err := c.handler(log, *port)
 	if err != nil {
 		return err

@@ -50,6 +50,7 @@ func TestCycleFlagsValidation(t *testing.T) {
 		{[]string{"--eval_temperature", "-0.5"}, "--eval_temperature must be >= 0"},
 		{[]string{"--eval_top_p", "0"}, "--eval_top_p must be in (0, 1]"},
 		{[]string{"--padding", "left"}, `unknown --padding "left"`},
+		{[]string{"--baseline_cache", "-1"}, "--baseline_cache must be >= 0"},
 	}
 	for _, tt := range tests {
 		fs := flag.NewFlagSet("test", flag.ContinueOnError)
