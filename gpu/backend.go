@@ -12,6 +12,7 @@ package gpu
 import (
 	"errors"
 	"fmt"
+	"math/bits"
 	"runtime"
 	"sync"
 	"unsafe"
@@ -28,14 +29,15 @@ type Backend struct {
 	dev *metal.Device
 	lib *kernels.Library
 
-	cb  *metal.CommandBuffer // the open command buffer, nil when nothing is queued
-	enc *metal.Encoder
+	cb       *metal.CommandBuffer   // the open command buffer, nil when none is
+	enc      *metal.Encoder
+	inflight []*metal.CommandBuffer // committed, not yet waited for, in order
 	err error // the first encoding error since the last wait
 
 	staging arena         // uploads and tables queued work reads, reset at each wait
 	scratch *metal.Buffer // kernels' scratch (split-K partials, reductions), grown as needed
 	retired []*metal.Buffer
-	mapped  map[*byte]*metal.Buffer // no-copy buffers over weight files, by mapping start
+	mapped  map[mapping]*metal.Buffer // no-copy buffers over weight files
 
 	// dead receives the buffers of tensors the garbage collector found
 	// unreachable; they are released after the next wait, once no queued
@@ -44,11 +46,20 @@ type Backend struct {
 	dead []*metal.Buffer
 
 	// freed are buffers given back by Free, waiting for the next wait;
-	// pool holds them after it, by length, for NewTensor to reuse.
-	freed []*metal.Buffer
-	pool  map[int][]*metal.Buffer
+	// pool holds them after it, by length, for NewTensor to reuse, up to
+	// poolLimit bytes in all (beyond that a freed buffer is released).
+	freed     []*metal.Buffer
+	pool      map[int][]*metal.Buffer
+	pooled    int64
+	poolLimit int64
 
 	stats Stats
+}
+
+// mapping identifies a weight file's memory map.
+type mapping struct {
+	start *byte
+	n     int
 }
 
 // Stats counts what the backend did since it was made.
@@ -64,7 +75,8 @@ type Stats struct {
 
 // New returns a backend on dev running lib's kernels.
 func New(dev *metal.Device, lib *kernels.Library) *Backend {
-	return &Backend{dev: dev, lib: lib, mapped: map[*byte]*metal.Buffer{}, pool: map[int][]*metal.Buffer{}}
+	return &Backend{dev: dev, lib: lib, mapped: map[mapping]*metal.Buffer{}, pool: map[int][]*metal.Buffer{},
+		poolLimit: int64(dev.RecommendedWorkingSet() / 4)}
 }
 
 // Open returns a backend on the default Metal device (the MSL emulator off
@@ -124,12 +136,31 @@ func (b *Backend) Free(t *nn.Tensor) {
 		panic("gpu: Free of a tensor that is not a live tensor made by NewTensor")
 	}
 	h.cleanup.Stop()
-	if b.cb == nil { // nothing queued can read it
-		b.pool[h.buf.Len()] = append(b.pool[h.buf.Len()], h.buf)
+	if b.idle() { // nothing queued can read it
+		b.toPool(h.buf)
 	} else {
 		b.freed = append(b.freed, h.buf)
 	}
 	h.buf = nil
+}
+
+// toPool keeps buf for reuse, or releases it when the pool is full.
+func (b *Backend) toPool(buf *metal.Buffer) {
+	if b.pooled+int64(buf.Len()) > b.poolLimit {
+		b.release([]*metal.Buffer{buf})
+		return
+	}
+	b.pool[buf.Len()] = append(b.pool[buf.Len()], buf)
+	b.pooled += int64(buf.Len())
+}
+
+// drainPool releases every pooled buffer.
+func (b *Backend) drainPool() {
+	for n, bufs := range b.pool {
+		b.release(bufs)
+		delete(b.pool, n)
+	}
+	b.pooled = 0
 }
 
 // arg returns t as a kernel argument: its buffer and byte offset.
@@ -160,9 +191,27 @@ func (b *Backend) Name() string { return "metal" }
 // 16, so that kernels may take their vectorised path (see kernels.Buf).
 func size(n int) int { return (max(n, 4) + 15) &^ 15 }
 
-// newBuffer allocates a buffer of size(n) bytes.
+// class is the length of a tensor's buffer for n bytes: size(n) up to 64
+// KiB, above that rounded up to a multiple of a sixteenth of the power of
+// two at or above it (at most 12.5% more), so that freed buffers serve
+// tensors of nearby sizes too.
+func class(n int) int {
+	n = size(n)
+	if n <= 64<<10 {
+		return n
+	}
+	step := 1 << (bits.Len(uint(n-1)) - 4)
+	return (n + step - 1) / step * step
+}
+
+// newBuffer allocates a buffer of size(n) bytes. When the device has no
+// room, the pooled buffers are released and the allocation tried again.
 func (b *Backend) newBuffer(n int) *metal.Buffer {
 	buf, err := b.dev.NewBuffer(size(n))
+	if err != nil && b.pooled > 0 {
+		b.drainPool()
+		buf, err = b.dev.NewBuffer(size(n))
+	}
 	if err != nil {
 		panic(fmt.Sprintf("gpu: %v", err)) // out of device memory: plans keep requests inside the budget
 	}
@@ -187,9 +236,10 @@ func (b *Backend) NewTensor(dt hf.DType, rows, cols int) *nn.Tensor {
 		panic(fmt.Sprintf("gpu: NewTensor of type %v (only F32 and I32 are made)", dt))
 	}
 	var buf *metal.Buffer
-	n := size(4 * rows * cols)
+	n := class(4 * rows * cols)
 	if free := b.pool[n]; len(free) > 0 {
 		buf, b.pool[n] = free[len(free)-1], free[:len(free)-1]
+		b.pooled -= int64(n)
 	} else {
 		buf = b.newBuffer(n)
 	}
@@ -204,15 +254,17 @@ func (b *Backend) Weight(t *hf.StoredTensor, rows, cols int) *nn.Tensor {
 	w := &nn.Tensor{Rows: rows, Cols: cols, DType: t.DType}
 	if len(t.Mapping) > 0 && len(t.Data) > 0 {
 		off := int(uintptr(unsafe.Pointer(&t.Data[0])) - uintptr(unsafe.Pointer(&t.Mapping[0])))
-		if off%4 == 0 && off%t.DType.Size() == 0 {
-			buf := b.mapped[&t.Mapping[0]]
-			if buf == nil {
-				var err error
-				if buf, err = b.dev.NewBufferNoCopy(t.Mapping); err != nil {
-					panic(fmt.Sprintf("gpu: %s: %v", t.File, err))
-				}
-				b.mapped[&t.Mapping[0]] = buf
+		key := mapping{&t.Mapping[0], len(t.Mapping)}
+		buf := b.mapped[key]
+		if buf == nil && off%4 == 0 && off%t.DType.Size() == 0 {
+			// A file Metal cannot wrap (over its largest buffer, say) is
+			// copied tensor by tensor below instead.
+			if nb, err := b.dev.NewBufferNoCopy(t.Mapping); err == nil {
+				buf = nb
+				b.mapped[key] = buf
 			}
+		}
+		if buf != nil && off%4 == 0 && off%t.DType.Size() == 0 {
 			w.Storage, w.Off = &handle{buf: buf}, off/t.DType.Size()
 			return w
 		}
@@ -221,6 +273,45 @@ func (b *Backend) Weight(t *hf.StoredTensor, rows, cols int) *nn.Tensor {
 	copy(buf.Bytes(), t.Data)
 	w.Storage = b.own(buf)
 	return w
+}
+
+// ReleaseMapping drops the no-copy buffer over a weight file's memory map,
+// after the work queued so far; the model's weights from that file must not
+// be used after. nn.Model.Close calls it before unmapping the file.
+func (b *Backend) ReleaseMapping(m []byte) error {
+	err := b.Sync()
+	if len(m) == 0 {
+		return err
+	}
+	key := mapping{&m[0], len(m)}
+	if buf := b.mapped[key]; buf != nil {
+		buf.Release()
+		delete(b.mapped, key)
+	}
+	return err
+}
+
+// idle reports whether no work is queued: every command buffer has been
+// waited for.
+func (b *Backend) idle() bool { return b.cb == nil && len(b.inflight) == 0 }
+
+// commitEvery is how many dispatches a command buffer takes before it is
+// committed and the next one opened, without waiting: the GPU starts on the
+// work while the rest is encoded, and no command buffer runs for long (a
+// Mac may stop one that keeps the GPU from its display for seconds).
+const commitEvery = 1024
+
+// commit ends and commits the open command buffer, if any, without waiting.
+func (b *Backend) commit() {
+	if b.cb == nil {
+		return
+	}
+	b.stats.Dispatches += b.enc.Dispatches()
+	b.enc.End()
+	b.cb.Commit()
+	b.inflight = append(b.inflight, b.cb)
+	b.cb, b.enc = nil, nil
+	b.stats.CommandBuffers++
 }
 
 // encoder returns the open command buffer's encoder, opening one if needed.
@@ -240,25 +331,27 @@ func (b *Backend) launch(err error) {
 	if err != nil && b.err == nil {
 		b.err = err
 	}
+	if b.enc != nil && b.enc.Dispatches() >= commitEvery {
+		b.commit()
+	}
 }
 
 // Sync implements nn.Backend: it commits the open command buffer and waits
-// for it, then frees what only queued work needed.
+// for every committed one, then frees what only queued work needed.
 func (b *Backend) Sync() error {
+	b.commit()
 	var err error
-	if b.cb != nil {
-		b.stats.Dispatches += b.enc.Dispatches()
-		b.enc.End()
-		b.cb.Commit()
-		err = b.cb.Wait()
-		b.cb, b.enc = nil, nil
-		b.stats.CommandBuffers++
+	if len(b.inflight) > 0 {
+		for _, cb := range b.inflight {
+			err = errors.Join(err, cb.Wait())
+		}
+		b.inflight = b.inflight[:0]
 		b.stats.Waits++
 	}
 	b.release(b.retired)
 	b.retired = b.retired[:0]
 	for _, buf := range b.freed {
-		b.pool[buf.Len()] = append(b.pool[buf.Len()], buf)
+		b.toPool(buf)
 	}
 	b.freed = b.freed[:0]
 	b.mu.Lock()
@@ -290,7 +383,7 @@ func (b *Backend) upload(dst *nn.Tensor, src []byte) {
 	if len(src) < n {
 		panic(fmt.Sprintf("gpu: upload of %d bytes into a tensor of %d", len(src), n))
 	}
-	if b.cb == nil {
+	if b.idle() {
 		copy(bytes(dst), src[:n])
 		return
 	}

@@ -49,6 +49,20 @@ func TestUploadIsOrdered(t *testing.T) {
 	if !slices.Equal(got, []float32{10, 20, 30, 40, 50}) {
 		t.Errorf("the op queued after the upload read %v", got)
 	}
+
+	// Integers staged behind queued work arrive bit for bit, those that
+	// read as subnormal or NaN floats (ids, -100 labels) too.
+	ids := b.NewTensor(hf.I32, 1, 6)
+	b.Copy(y, x) // something queued
+	want := []int32{0, 1, 151935, -100, -1, 1 << 30}
+	b.UploadInts(ids, want)
+	gotIDs := make([]int32, 6)
+	if err := b.DownloadInts(gotIDs, ids); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(gotIDs, want) {
+		t.Errorf("staged ids arrived as %v, want %v", gotIDs, want)
+	}
 }
 
 // TestTrainingStepCounts: once the first optimizer step has sized every
@@ -144,5 +158,52 @@ func TestWeightsAreNotCopied(t *testing.T) {
 		if want := map[string]hf.DType{"f32": hf.F32, "bf16": hf.BF16}[variant]; m.Embed.DType != want || m.Blocks[0].Linear[hf.QProj].DType != want {
 			t.Errorf("%s: weights held as %v", variant, m.Embed.DType)
 		}
+	}
+}
+
+// TestModelCloseAndReload: closing a model lets go of its files' mappings,
+// so a model loaded again (its files perhaps mapped at the same address)
+// computes from the new mapping.
+func TestModelCloseAndReload(t *testing.T) {
+	b := open(t)
+	batch := &nn.Batch{IDs: []int32{1, 2, 3}, Pos: []int32{0, 1, 2}, Segs: []nn.Segment{{N: 3}}}
+	var first []float32
+	for i := range 3 {
+		m, err := nn.Load(filepath.Join("..", "nn", "testdata", "models", "llama3", "bf16"), b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		logits, err := m.Logits(batch, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Close()
+		if i == 0 {
+			first = logits
+		} else if !slices.Equal(logits, first) {
+			t.Fatalf("load %d computed other logits", i+1)
+		}
+	}
+}
+
+// TestLongWorkIsSplit: work between two waits is committed in command
+// buffers of at most 1024 dispatches, and the one wait covers them all.
+func TestLongWorkIsSplit(t *testing.T) {
+	b := open(t)
+	x := b.NewTensor(hf.F32, 1, 4)
+	one := b.NewTensor(hf.F32, 1, 4)
+	b.Fill(one, 1)
+	before := b.Stats()
+	for range 2500 {
+		b.Add(x, x, one)
+	}
+	got := make([]float32, 4)
+	if err := b.Download(got, x); err != nil {
+		t.Fatal(err)
+	}
+	after := b.Stats()
+	if got[0] != 2500 || after.CommandBuffers-before.CommandBuffers != 3 || after.Waits-before.Waits != 1 {
+		t.Errorf("x = %v after 2500 additions; %d command buffers and %d waits, want 3 and 1",
+			got, after.CommandBuffers-before.CommandBuffers, after.Waits-before.Waits)
 	}
 }

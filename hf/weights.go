@@ -193,6 +193,9 @@ func (w *Weights) Lookup(name string) (*StoredTensor, bool) {
 	return t, ok
 }
 
+// Mappings returns the memory map of every file, whole pages each.
+func (w *Weights) Mappings() [][]byte { return w.maps }
+
 // Close unmaps the files; tensors obtained from w must not be used after.
 func (w *Weights) Close() {
 	for _, m := range w.maps {

@@ -34,7 +34,7 @@ func (l *Library) CrossEntropy(e *metal.Encoder, dlogits, losses, logits, labels
 		}
 	}
 	aligned := cols%4 == 0 && aligned16(logits) && aligned16(dlogits)
-	threads := min(1024, ((cols+3)/4+31)/32*32)
+	threads := l.threads("cross_entropy", min(1024, ((cols+3)/4+31)/32*32))
 	e.SetPipeline(l.pipes["cross_entropy"])
 	bind(e, 0, logits)
 	bind(e, 1, labels)

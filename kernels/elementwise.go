@@ -35,7 +35,9 @@ func (l *Library) Add(e *metal.Encoder, out, a, b Buf, n int) error {
 	return nil
 }
 
-// Copy encodes dst = src over n float32 elements.
+// Copy encodes dst = src over n 32-bit elements (float32 or int32), as bits:
+// no float arithmetic touches them, so integers that read as subnormal or
+// NaN floats arrive unchanged.
 func (l *Library) Copy(e *metal.Encoder, dst, src Buf, n int) error {
 	if err := flatShape("copy", n); err != nil || n == 0 {
 		return err
@@ -47,7 +49,7 @@ func (l *Library) Copy(e *metal.Encoder, dst, src Buf, n int) error {
 		return err
 	}
 	vec := aligned(16, dst, src)
-	e.SetPipeline(l.pipes["copy_f32"])
+	e.SetPipeline(l.pipes["copy_u32"])
 	bind(e, 0, src)
 	bind(e, 1, dst)
 	e.SetBytes(2, params(n, vec))

@@ -35,12 +35,13 @@ kernel void add(device const float* a [[buffer(0)]],
 		out[i] = a[i] + b[i];
 }
 
-kernel void copy_f32(device const float* src [[buffer(0)]],
-                     device float* dst [[buffer(1)]],
+// copy_u32: dst = src as 32-bit words (float32 or int32 tensors alike).
+kernel void copy_u32(device const uint* src [[buffer(0)]],
+                     device uint* dst [[buffer(1)]],
                      constant ElemParams& p [[buffer(2)]],
                      uint t [[thread_position_in_grid]]) {
 	if (p.vec && t < p.n / 4) {
-		((device float4*)dst)[t] = ((device const float4*)src)[t];
+		((device uint4*)dst)[t] = ((device const uint4*)src)[t];
 		return;
 	}
 	const uint2 s = span(t, p.n, p.vec);

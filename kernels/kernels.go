@@ -142,9 +142,17 @@ func Names() []string {
 			names = append(names, family+"_d"+strconv.Itoa(d))
 		}
 	}
-	names = append(names, "add", "copy_f32", "fill_f32", "silu_mul", "silu_mul_backward", "dropout", "set_rows", "rope")
+	names = append(names, "add", "copy_u32", "fill_f32", "silu_mul", "silu_mul_backward", "dropout", "set_rows", "rope")
 	names = append(names, "adamw", "cross_entropy", "reduce_sum", "reduce_sum_squares", "reduce_final", "sample")
 	return names
+}
+
+// threads returns want threads per threadgroup for kernel name, or fewer:
+// the most its pipeline allows (which can be under 1024 for a kernel that
+// uses many registers), rounded down to whole SIMD groups. Kernels that
+// call it work with any multiple of 32 threads.
+func (l *Library) threads(name string, want int) int {
+	return min(want, l.pipes[name].MaxTotalThreadsPerThreadgroup()&^31)
 }
 
 // Release frees the library.

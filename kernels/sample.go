@@ -41,7 +41,7 @@ func (l *Library) Sample(e *metal.Encoder, ids, logits, u Buf, rows, cols int, t
 			return err
 		}
 	}
-	threads := min(1024, (cols+31)/32*32)
+	threads := l.threads("sample", min(1024, (cols+31)/32*32))
 	e.SetPipeline(l.pipes["sample"])
 	bind(e, 0, logits)
 	bind(e, 1, u)

@@ -189,6 +189,7 @@ func Load(dir string, m *nn.Model) (*nn.Adapter, Spec, error) {
 		}
 	})
 	if ferr != nil {
+		ad.Free(m.B)
 		return nil, s, ferr
 	}
 	m.B.Upload(ad.Params, params)

@@ -101,12 +101,26 @@ func FromWeights(cfg *hf.Config, w *hf.Weights, b Backend) (*Model, error) {
 	return m, nil
 }
 
-// Close unmaps the model's weight files; the model must not be used after.
+// mappingReleaser is a backend that wraps weight files' memory maps
+// (the Metal backend), which must let go of one before it is unmapped.
+type mappingReleaser interface {
+	ReleaseMapping(mapping []byte) error
+}
+
+// Close waits for the model's queued work and unmaps its weight files; the
+// model must not be used after.
 func (m *Model) Close() {
-	if m.weights != nil {
-		m.weights.Close()
-		m.weights = nil
+	if m.weights == nil {
+		return
 	}
+	m.B.Sync() // queued work may still read the weights; its error is its own caller's
+	if r, ok := m.B.(mappingReleaser); ok {
+		for _, mp := range m.weights.Mappings() {
+			r.ReleaseMapping(mp)
+		}
+	}
+	m.weights.Close()
+	m.weights = nil
 }
 
 // ropeTable returns the rotary table covering positions [0, n), growing it

@@ -37,6 +37,9 @@ func (w *workspace) typed(name string, dt hf.DType, rows, cols int) *Tensor {
 	}
 	s := w.store[name]
 	if s == nil || s.Len() < rows*cols || s.DType != dt {
+		if s != nil {
+			w.b.Free(s) // outgrown: back to the backend once queued work is done
+		}
 		s = w.b.NewTensor(dt, max(rows*cols, 1), 1)
 		w.store[name] = s
 	}

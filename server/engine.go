@@ -158,6 +158,19 @@ func (e *Engine) Check(prompts, seqs []string, gen GenParams, train *TrainParams
 	return nil
 }
 
+// settle waits for the device work that a failed or panicking call left
+// queued, so the next request starts with none of it (and none of its
+// errors) on the backend.
+func (e *Engine) settle(err *error) {
+	if p := recover(); p != nil {
+		e.m.B.Sync()
+		panic(p)
+	}
+	if *err != nil {
+		e.m.B.Sync()
+	}
+}
+
 // micro is the shape of a request's training micro-batches, as the memory
 // plan sees it: rows of the padded width (or of the longest sequence).
 func (e *Engine) micro(spec lora.Spec, d lora.Data, p TrainParams, seqs []string) plan.Micro {
@@ -177,7 +190,8 @@ func (e *Engine) micro(spec lora.Spec, d lora.Data, p TrainParams, seqs []string
 
 // Generate implements Model. Prompts are answered in groups sized by the
 // memory plan, so that memory is bounded whatever their number.
-func (e *Engine) Generate(ctx context.Context, adapter Adapter, prompts []string, p GenParams) ([]Completion, error) {
+func (e *Engine) Generate(ctx context.Context, adapter Adapter, prompts []string, p GenParams) (_ []Completion, err error) {
+	defer e.settle(&err)
 	stop, err := e.stopIDs(p)
 	if err != nil {
 		return nil, err
@@ -244,8 +258,8 @@ func (e *Engine) trainSetup(p TrainParams) (lora.Spec, lora.Data, lora.Params, e
 }
 
 // FineTune implements Model.
-func (e *Engine) FineTune(ctx context.Context, seqs []string, p TrainParams, progress func(TrainProgress)) (Adapter, TrainStats, error) {
-	var st TrainStats
+func (e *Engine) FineTune(ctx context.Context, seqs []string, p TrainParams, progress func(TrainProgress)) (_ Adapter, st TrainStats, err error) {
+	defer e.settle(&err)
 	spec, d, params, err := e.trainSetup(p)
 	if err != nil {
 		return nil, st, err
