@@ -29,10 +29,10 @@ type Backend struct {
 	dev *metal.Device
 	lib *kernels.Library
 
-	cb       *metal.CommandBuffer   // the open command buffer, nil when none is
+	cb       *metal.CommandBuffer // the open command buffer, nil when none is
 	enc      *metal.Encoder
 	inflight []*metal.CommandBuffer // committed, not yet waited for, in order
-	err error // the first encoding error since the last wait
+	err      error                  // the first encoding error since the last wait
 
 	staging arena         // uploads and tables queued work reads, reset at each wait
 	scratch *metal.Buffer // kernels' scratch (split-K partials, reductions), grown as needed
