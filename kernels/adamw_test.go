@@ -35,4 +35,5 @@ func BenchmarkAdamW2M(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	roofline(b, 0, 7*4*n) // reads param, grad, m, v; writes param, m, v
 }

@@ -131,6 +131,7 @@ func BenchmarkAttentionPrefill512(b *testing.B) {
 	})
 	flops := 2 * 2 * 512.0 * 513 / 2 * 64 * 14
 	b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	roofline(b, flops, 4*512*64*(14+2+2+14))
 }
 
 // BenchmarkAttentionDecode16x1000: 16 sequences decoding one token each
@@ -146,6 +147,7 @@ func BenchmarkAttentionDecode16x1000(b *testing.B) {
 	runBench(b, d, func(e *metal.Encoder) error {
 		return l.AttentionDecode(e, x.out, x.lse, x.q, x.k, x.v, x.table, x.scratch, segs, qwenShape)
 	})
+	roofline(b, 2*2*16*1001*64*14, 16*1001*2*2*64*4)
 }
 
 // BenchmarkAttentionBackward512: the gradients of the prefill above;
@@ -159,4 +161,5 @@ func BenchmarkAttentionBackward512(b *testing.B) {
 	})
 	flops := 5 * 2 * 512.0 * 513 / 2 * 64 * 14
 	b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	roofline(b, flops, 4*512*64*(3*14+2*2+2*2+14))
 }

@@ -39,4 +39,5 @@ func bench(b *testing.B, sizes []int, moved int64, encode func(l *kernels.Librar
 			b.Fatal(err)
 		}
 	}
+	roofline(b, 0, float64(moved))
 }

@@ -31,4 +31,5 @@ func BenchmarkCrossEntropy16x151936(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	roofline(b, 0, 2*4*rows*cols) // reads the logits, writes the gradient
 }

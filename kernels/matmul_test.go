@@ -39,6 +39,7 @@ func benchMatMul(b *testing.B, dt hf.DType, m, n, k int, transA, transB bool) {
 		}
 	}
 	b.ReportMetric(2*float64(m)*float64(n)*float64(k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	roofline(b, 2*float64(m)*float64(n)*float64(k), float64(4*m*n+4*m*k+dt.Size()*k*n))
 }
 
 // Square products, and a 512×4096×4096 bf16 layer scaled down to 256×1024².

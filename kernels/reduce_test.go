@@ -84,6 +84,7 @@ func benchReduce(b *testing.B, n int, square bool) {
 			b.Fatal(err)
 		}
 	}
+	roofline(b, 0, 4*float64(n))
 }
 
 func BenchmarkSum1M(b *testing.B)        { benchReduce(b, 1<<20, false) }

@@ -30,6 +30,7 @@ func benchSample(b *testing.B, temperature, topP float32) {
 			b.Fatal(err)
 		}
 	}
+	roofline(b, 0, 4*rows*cols)
 }
 
 func BenchmarkSampleGreedy16x151936(b *testing.B) { benchSample(b, 0, 1) }
