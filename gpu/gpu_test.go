@@ -173,7 +173,7 @@ func TestModelCloseAndReload(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		logits, err := m.Logits(batch, nil)
+		logits, err := m.Logits(batch, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

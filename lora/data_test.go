@@ -140,12 +140,12 @@ func TestTrainLearnsAndShuffles(t *testing.T) {
 	// The base model is untouched: its logits are those of a fresh copy.
 	fresh := nn.Builtin(cpu.Backend{})
 	batch := &nn.Batch{IDs: []int32{84, 104, 101}, Pos: []int32{0, 1, 2}, Segs: []nn.Segment{{N: 3}}}
-	l1, _ := m.Logits(batch, nil)
-	l2, _ := fresh.Logits(batch, nil)
+	l1, _ := m.Logits(batch, nil, nil)
+	l2, _ := fresh.Logits(batch, nil, nil)
 	if maxDiff(l1, l2) != 0 {
 		t.Error("training changed the base model")
 	}
-	withAd, _ := m.Logits(batch, ad)
+	withAd, _ := m.Logits(batch, ad, nil)
 	if maxDiff(withAd, l1) == 0 {
 		t.Error("the trained adapter does not change the logits")
 	}

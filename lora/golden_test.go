@@ -236,7 +236,7 @@ func testGoldenTraining(t *testing.T, name string, backend nn.Backend, checkpoin
 	}
 
 	// The trained model's logits.
-	logits, err := m.Logits(probeBatch(g.ProbeIDs, g.ProbeMask), ad)
+	logits, err := m.Logits(probeBatch(g.ProbeIDs, g.ProbeMask), ad, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

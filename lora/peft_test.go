@@ -26,12 +26,12 @@ func TestPEFTRoundTrip(t *testing.T) {
 	}
 	ids := [][]int32{{1, 17, 300, 45, 46, 99, 511, 3, 250, 251, 7, 8}, {1, 400, 22, 23, 24, 150, 9, 2, 2, 2, 2, 2}}
 	mask := [][]int{{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}, {1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0}}
-	logits, err := m.Logits(probeBatch(ids, mask), ad)
+	logits, err := m.Logits(probeBatch(ids, mask), ad, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := readFloats(t, filepath.Join("testdata", "roundtrip", "peft_logits.safetensors"), "logits", 2, 12, m.Config.VocabSize)
-	base, _ := m.Logits(probeBatch(ids, mask), nil)
+	base, _ := m.Logits(probeBatch(ids, mask), nil, nil)
 	// f32 on both sides: 1e-4 as in nn's golden tests. The adapter must also
 	// matter, or the comparison proves nothing.
 	if d := maxDiff(logits, want); d > 1e-4 {

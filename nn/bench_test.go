@@ -40,9 +40,11 @@ func benchPrompt(n int) []int32 {
 func BenchmarkPrefill(b *testing.B) {
 	m := benchModel(b)
 	batch := seqBatch(benchPrompt(256))
+	var logits []float32
 	b.ResetTimer()
 	for range b.N {
-		if _, err := m.Logits(batch, nil); err != nil {
+		var err error
+		if logits, err = m.Logits(batch, nil, logits); err != nil {
 			b.Fatal(err)
 		}
 	}

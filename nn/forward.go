@@ -83,9 +83,9 @@ func (m *Model) upload(p *pass, ws *workspace, b *Batch) {
 
 // Logits runs the batch through the model (no cache, no adapter when ad is
 // nil) and returns the logits of every row (rows × vocab, row-major),
-// downloaded. It is the plain full-sequence forward pass; generation uses a
-// KV cache instead.
-func (m *Model) Logits(b *Batch, ad *Adapter) ([]float32, error) {
+// downloaded into dst when it has room (a new slice otherwise). It is the
+// plain full-sequence forward pass; generation uses a KV cache instead.
+func (m *Model) Logits(b *Batch, ad *Adapter, dst []float32) ([]float32, error) {
 	if err := m.validate(b, len(b.IDs)); err != nil {
 		return nil, err
 	}
@@ -101,6 +101,9 @@ func (m *Model) Logits(b *Batch, ad *Adapter) ([]float32, error) {
 	m.B.RMSNorm(x, x, m.Norm, m.Config.RMSNormEps)
 	logits := ws.get("logits", len(b.IDs), m.Config.VocabSize)
 	m.B.MatMul(logits, x, m.LMHead, false, true, 1, false)
-	out := make([]float32, logits.Len())
-	return out, m.B.Download(out, logits)
+	if cap(dst) < logits.Len() {
+		dst = make([]float32, logits.Len())
+	}
+	dst = dst[:logits.Len()]
+	return dst, m.B.Download(dst, logits)
 }

@@ -24,7 +24,7 @@ func greedyByFullForward(t *testing.T, m *nn.Model, prompt []int32, n int) []int
 	seq := slices.Clone(prompt)
 	var out []int32
 	for range n {
-		logits, err := m.Logits(seqBatch(seq), nil)
+		logits, err := m.Logits(seqBatch(seq), nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

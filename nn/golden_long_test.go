@@ -85,7 +85,7 @@ func TestGoldenLongLogits(t *testing.T) {
 						if err := json.Unmarshal(batches[key], &b); err != nil {
 							t.Fatal(err)
 						}
-						logits, err := m.Logits(paddedBatch(b.InputIDs, b.AttentionMask), nil)
+						logits, err := m.Logits(paddedBatch(b.InputIDs, b.AttentionMask), nil, nil)
 						if err != nil {
 							t.Fatal(err)
 						}

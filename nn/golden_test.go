@@ -106,7 +106,7 @@ func TestGoldenLogits(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					logits, err := m.Logits(paddedBatch(g.InputIDs, g.AttentionMask), nil)
+					logits, err := m.Logits(paddedBatch(g.InputIDs, g.AttentionMask), nil, nil)
 					if err != nil {
 						t.Fatal(err)
 					}

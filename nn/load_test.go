@@ -87,7 +87,7 @@ func TestLoadMapsWeights(t *testing.T) {
 	}
 	defer m.Close()
 	// Touch every weight, as a forward pass would.
-	logits, err := m.Logits(seqBatch([]int32{1, 2, 3}), nil)
+	logits, err := m.Logits(seqBatch([]int32{1, 2, 3}), nil, nil)
 	if err != nil || len(logits) != 3*cfg.VocabSize {
 		t.Fatal(err)
 	}

@@ -103,7 +103,8 @@ func runBench(args []string) error {
 		pb.Pos = append(pb.Pos, int32(i))
 	}
 	before := stats()
-	d, err := best(func() error { _, err := m.Logits(pb, nil); return err })
+	var logits []float32
+	d, err := best(func() error { logits, err = m.Logits(pb, nil, logits); return err })
 	if err != nil {
 		return err
 	}

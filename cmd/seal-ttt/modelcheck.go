@@ -44,8 +44,8 @@ func CheckModel(b *gpu.Backend) []ModelCheck {
 	// over widths ≤ 512; with logits of magnitude ≲ 5 that differs by ~1e-6,
 	// so 1e-4 passes rounding and fails any wrong op.
 	c := ModelCheck{Name: "logits of a 12-token prompt", Tol: 1e-4}
-	got, err := gm.Logits(batch, nil)
-	want, _ := cm.Logits(batch, nil)
+	got, err := gm.Logits(batch, nil, nil)
+	want, _ := cm.Logits(batch, nil, nil)
 	if c.Err = err; err == nil {
 		c.MaxErr = maxDiff(got, want)
 	}
