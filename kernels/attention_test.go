@@ -2,7 +2,6 @@ package kernels_test
 
 import (
 	"encoding/binary"
-	"strings"
 	"testing"
 
 	"github.com/goseal/ttt/kernels"
@@ -51,22 +50,7 @@ func TestAttentionArguments(t *testing.T) {
 		}, "dk holds"},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			cb, err := d.NewCommandBuffer()
-			if err != nil {
-				t.Fatal(err)
-			}
-			e := cb.Encoder()
-			err = tc.encode(e)
-			e.End()
-			cb.Commit()
-			if werr := cb.Wait(); werr != nil {
-				t.Errorf("Wait: %v (nothing was encoded)", werr)
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("got error %v, want one containing %q", err, tc.want)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { wantLaunchError(t, d, tc.encode, tc.want) })
 	}
 }
 

@@ -118,24 +118,30 @@ func TestLaunchErrors(t *testing.T) {
 		}, "sample: ids holds 16 bytes, needs 20"},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			cb, err := d.NewCommandBuffer()
-			if err != nil {
-				t.Fatal(err)
-			}
-			e := cb.Encoder()
-			err = tc.launch(e)
-			e.End()
-			cb.Commit()
-			if werr := cb.Wait(); werr != nil {
-				t.Errorf("Wait: %v (nothing was encoded)", werr)
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("got %v, want an error containing %q", err, tc.want)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { wantLaunchError(t, d, tc.launch, tc.want) })
 	}
 	if n := d.PendingCommandBuffers(); n != 0 {
 		t.Errorf("%d command buffers pending", n)
+	}
+}
+
+// wantLaunchError encodes launch on a command buffer of its own, which it
+// commits and waits for so that none is left pending, and requires launch
+// to fail with an error containing want, having encoded nothing.
+func wantLaunchError(t *testing.T, d *metal.Device, launch func(e *metal.Encoder) error, want string) {
+	t.Helper()
+	cb, err := d.NewCommandBuffer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := cb.Encoder()
+	err = launch(e)
+	e.End()
+	cb.Commit()
+	if werr := cb.Wait(); werr != nil {
+		t.Errorf("Wait: %v (nothing was encoded)", werr)
+	}
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("got error %v, want one containing %q", err, want)
 	}
 }
