@@ -1,9 +1,11 @@
 // Package kernels holds the project's Metal compute kernels: their MSL
 // source (the .metal files, embedded), and Go launchers that encode them
 // onto a metal.Encoder. Every kernel has a Go reference, the CPU backend's op
-// in package nn; package kernels/check runs each kernel against it.
+// in package cpu; package kernels/check runs each kernel against it, and the
+// Metal backend (package gpu) calls each launcher for the nn.Backend op of
+// the same name.
 //
-// The launchers follow the argument conventions of the nn ops they mirror:
+// The launchers follow the argument conventions of the cpu ops they mirror:
 // the same sizes, the same row-major layouts, the same flags.
 //
 // Adding a kernel: its MSL in a .metal file of its op family (inside the

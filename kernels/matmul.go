@@ -93,7 +93,7 @@ func MatMulScratch(m, n, k int) int {
 }
 
 // MatMul encodes c = alpha·op(a)·op(b), or c += alpha·op(a)·op(b) when
-// accumulate is set, with the meaning of nn.MatMulScaled: c is m×n float32;
+// accumulate is set, with the meaning of cpu.MatMulScaled: c is m×n float32;
 // op(a) is m×k float32 (a is stored k×m when transA); op(b) is k×n with
 // elements of type bt (b is stored n×k when transB). All row-major. A
 // linear layer y = x·Wᵀ with W stored [out, in] is MatMul(e, y, x, W, dt,

@@ -1,6 +1,6 @@
 // Package check runs every kernel of package kernels on a Metal device (the
 // GPU on a Mac, the MSL emulator elsewhere) against its Go reference, the
-// CPU backend's op in package nn, over a set of shapes. The kernel tests and
+// CPU backend's op in package cpu, over a set of shapes. The kernel tests and
 // `seal-ttt doctor` share these cases; adding a kernel adds its cases here.
 package check
 

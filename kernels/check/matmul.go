@@ -12,7 +12,7 @@ import (
 	"github.com/goseal/ttt/metal"
 )
 
-// mm is one matrix product: the nn.MatMulScaled arguments, and off, a byte
+// mm is one matrix product: the cpu.MatMulScaled arguments, and off, a byte
 // offset at which every operand starts inside its buffer.
 type mm struct {
 	m, n, k        int
