@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"fmt"
+	"sync"
 	"unsafe"
 
 	"github.com/goseal/ttt/hf"
@@ -199,6 +200,10 @@ func (Backend) AdamW(param, grad, m, v *nn.Tensor, h nn.AdamWParams, gradSumSqua
 	AdamW(f32(param), f32(grad), f32(m), f32(v), h, clip)
 }
 
+// sampleScratch holds Sample's scratch between calls, so sampling a token
+// allocates nothing once a vocabulary's worth is there.
+var sampleScratch = sync.Pool{New: func() any { return new([]float32) }}
+
 // Sample implements nn.Backend.
 func (Backend) Sample(ids, logits, u *nn.Tensor, temperature, topP float32) {
 	out, l := i32(ids), f32(logits)
@@ -208,7 +213,12 @@ func (Backend) Sample(ids, logits, u *nn.Tensor, temperature, topP float32) {
 	}
 	var scratch []float32
 	if temperature > 0 {
-		scratch = make([]float32, 2*logits.Cols)
+		p := sampleScratch.Get().(*[]float32)
+		defer sampleScratch.Put(p)
+		if cap(*p) < 2*logits.Cols {
+			*p = make([]float32, 2*logits.Cols)
+		}
+		scratch = (*p)[:2*logits.Cols]
 	}
 	for r := range out {
 		var ur float32
