@@ -2,8 +2,9 @@
 // (package kernels), on an Apple GPU through package metal on darwin and on
 // the MSL emulator elsewhere.
 //
-// Ops are encoded, in order, onto one open command buffer; the host waits
-// only in Download and Sync, which commit it and wait for it. Tensors are
+// Ops are encoded, in order, onto command buffers committed every 1024
+// dispatches; the host waits only in Download and Sync, which commit the
+// last one and wait for them all. Tensors are
 // Metal buffers in shared memory. Weights stay in their stored dtype: a
 // safetensors file's memory map is wrapped once as a no-copy buffer and each
 // weight is bound at its offset.
@@ -34,14 +35,13 @@ type Backend struct {
 	inflight []*metal.CommandBuffer // committed, not yet waited for, in order
 	err      error                  // the first encoding error since the last wait
 
-	staging arena         // uploads and tables queued work reads, reset at each wait
-	scratch *metal.Buffer // kernels' scratch (split-K partials, reductions), grown as needed
-	retired []*metal.Buffer
+	staging arena                     // uploads and tables queued work reads, reset at each wait
+	scratch *metal.Buffer             // kernels' scratch (split-K partials, reductions), grown as needed
 	mapped  map[mapping]*metal.Buffer // no-copy buffers over weight files
 
-	// dead receives the buffers of tensors the garbage collector found
-	// unreachable; they are released after the next wait, once no queued
-	// work can still read them.
+	// dead holds buffers to release after the next wait, once no queued
+	// work can still read them: outgrown scratch, and the buffers of tensors
+	// the garbage collector found unreachable (added from its goroutine).
 	mu   sync.Mutex
 	dead []*metal.Buffer
 
@@ -107,10 +107,8 @@ func (b *Backend) Stats() Stats {
 	return s
 }
 
-// storage is a tensor's buffer. Views of a tensor share its storage; when
-// none is reachable any more, the buffer goes to dead.
-type storage = *handle
-
+// handle is a tensor's storage: its buffer. Views of a tensor share the
+// handle; when none is reachable any more, the buffer goes to dead.
 type handle struct {
 	buf     *metal.Buffer
 	cleanup runtime.Cleanup
@@ -118,20 +116,23 @@ type handle struct {
 }
 
 // own makes buf a tensor's storage, released when no tensor refers to it.
-func (b *Backend) own(buf *metal.Buffer) storage {
+func (b *Backend) own(buf *metal.Buffer) *handle {
 	h := &handle{buf: buf, owned: true}
-	h.cleanup = runtime.AddCleanup(h, func(buf *metal.Buffer) {
-		b.mu.Lock()
-		b.dead = append(b.dead, buf)
-		b.mu.Unlock()
-	}, buf)
+	h.cleanup = runtime.AddCleanup(h, b.releaseAfterWait, buf)
 	return h
+}
+
+// releaseAfterWait releases buf after the next wait.
+func (b *Backend) releaseAfterWait(buf *metal.Buffer) {
+	b.mu.Lock()
+	b.dead = append(b.dead, buf)
+	b.mu.Unlock()
 }
 
 // Free implements nn.Backend: the buffer is reused by a later NewTensor of
 // the same size once the work queued now is done.
 func (b *Backend) Free(t *nn.Tensor) {
-	h, ok := t.Storage.(storage)
+	h, ok := t.Storage.(*handle)
 	if !ok || h == nil || h.buf == nil || !h.owned {
 		panic("gpu: Free of a tensor that is not a live tensor made by NewTensor")
 	}
@@ -168,7 +169,7 @@ func arg(t *nn.Tensor) kernels.Buf {
 	if t == nil {
 		return kernels.Buf{}
 	}
-	s, ok := t.Storage.(storage)
+	s, ok := t.Storage.(*handle)
 	if !ok || s == nil {
 		panic(fmt.Sprintf("gpu: a tensor with storage %T was not made by the Metal backend", t.Storage))
 	}
@@ -256,7 +257,8 @@ func (b *Backend) Weight(t *hf.StoredTensor, rows, cols int) *nn.Tensor {
 		off := int(uintptr(unsafe.Pointer(&t.Data[0])) - uintptr(unsafe.Pointer(&t.Mapping[0])))
 		key := mapping{&t.Mapping[0], len(t.Mapping)}
 		buf := b.mapped[key]
-		if buf == nil && off%4 == 0 && off%t.DType.Size() == 0 {
+		aligned := off%4 == 0 && off%t.DType.Size() == 0
+		if buf == nil && aligned {
 			// A file Metal cannot wrap (over its largest buffer, say) is
 			// copied tensor by tensor below instead.
 			if nb, err := b.dev.NewBufferNoCopy(t.Mapping); err == nil {
@@ -264,7 +266,7 @@ func (b *Backend) Weight(t *hf.StoredTensor, rows, cols int) *nn.Tensor {
 				b.mapped[key] = buf
 			}
 		}
-		if buf != nil && off%4 == 0 && off%t.DType.Size() == 0 {
+		if buf != nil && aligned {
 			w.Storage, w.Off = &handle{buf: buf}, off/t.DType.Size()
 			return w
 		}
@@ -348,8 +350,6 @@ func (b *Backend) Sync() error {
 		b.inflight = b.inflight[:0]
 		b.stats.Waits++
 	}
-	b.release(b.retired)
-	b.retired = b.retired[:0]
 	for _, buf := range b.freed {
 		b.toPool(buf)
 	}
@@ -367,16 +367,17 @@ func (b *Backend) Sync() error {
 	return nil
 }
 
-// Upload implements nn.Backend. With nothing queued the values are written
-// in place; otherwise they are staged and copied by a kernel in queue order.
-func (b *Backend) Upload(dst *nn.Tensor, src []float32) {
-	b.upload(dst, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(src))), 4*len(src)))
+// asBytes is the memory of s.
+func asBytes[T float32 | int32 | uint32](s []T) []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), 4*len(s))
 }
 
+// Upload implements nn.Backend. With nothing queued the values are written
+// in place; otherwise they are staged and copied by a kernel in queue order.
+func (b *Backend) Upload(dst *nn.Tensor, src []float32) { b.upload(dst, asBytes(src)) }
+
 // UploadInts implements nn.Backend like Upload.
-func (b *Backend) UploadInts(dst *nn.Tensor, src []int32) {
-	b.upload(dst, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(src))), 4*len(src)))
-}
+func (b *Backend) UploadInts(dst *nn.Tensor, src []int32) { b.upload(dst, asBytes(src)) }
 
 func (b *Backend) upload(dst *nn.Tensor, src []byte) {
 	n := 4 * dst.Len()
@@ -401,24 +402,23 @@ func (b *Backend) stage(data []byte) kernels.Buf {
 
 // stageTable stages a table of uint32 for a kernel to read.
 func (b *Backend) stageTable(t []uint32) kernels.Buf {
-	return b.stage(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(t))), 4*len(t)))
+	return b.stage(asBytes(t))
 }
 
 // Download implements nn.Backend.
-func (b *Backend) Download(dst []float32, src *nn.Tensor) error {
-	if err := b.Sync(); err != nil {
-		return err
-	}
-	copy(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(dst))), 4*len(dst)), bytes(src))
-	return nil
-}
+func (b *Backend) Download(dst []float32, src *nn.Tensor) error { return b.download(asBytes(dst), src) }
 
 // DownloadInts implements nn.Backend.
 func (b *Backend) DownloadInts(dst []int32, src *nn.Tensor) error {
+	return b.download(asBytes(dst), src)
+}
+
+// download waits for the queued work and copies src into dst.
+func (b *Backend) download(dst []byte, src *nn.Tensor) error {
 	if err := b.Sync(); err != nil {
 		return err
 	}
-	copy(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(dst))), 4*len(dst)), bytes(src))
+	copy(dst, bytes(src))
 	return nil
 }
 
@@ -430,7 +430,7 @@ func (b *Backend) scratchBuf(n int) kernels.Buf {
 	}
 	if b.scratch == nil || b.scratch.Len() < n {
 		if b.scratch != nil {
-			b.retired = append(b.retired, b.scratch) // queued work may still use it
+			b.releaseAfterWait(b.scratch) // queued work may still use it
 		}
 		b.scratch = b.newBuffer(max(n, 2*lenOf(b.scratch)))
 	}
