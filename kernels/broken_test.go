@@ -120,6 +120,48 @@ func TestBrokenKernels(t *testing.T) {
 			family: "adamw",
 		},
 		{
+			name:   "attention sees one key past the causal limit",
+			file:   "attention.metal",
+			old:    `float e = (live && j0 + c <= lim) ? exp2(`,
+			new:    `float e = (live && j0 + c <= lim + 1) ? exp2(`,
+			family: "attention",
+		},
+		{
+			name:   "decode leaves out each chunk's last key",
+			file:   "attention.metal",
+			old:    `for (uint j = c.key0 + sg; j < c.key1; j += DEC_SG) {`,
+			new:    `for (uint j = c.key0 + sg; j + 1 < c.key1; j += DEC_SG) {`,
+			family: "attention decode",
+		},
+		{
+			name:   "attention backward drops the diagonal",
+			file:   "attention.metal",
+			old:    `j <= attn_limit(b.past + i0 + r, b.keys)) {`,
+			new:    `j < attn_limit(b.past + i0 + r, b.keys)) {`,
+			family: "attention backward",
+		},
+		{
+			name:   "silu backward forgets the derivative of the sigmoid",
+			file:   "elementwise.metal",
+			old:    `dgate[i] = d * u * sig * (1.0f + g * (1.0f - sig));`,
+			new:    `dgate[i] = d * u * sig;`,
+			family: "silu_mul_backward",
+		},
+		{
+			name:   "set_rows writes one row down",
+			file:   "rows.metal",
+			old:    `const uint d = uint(rows[t.y]);`,
+			new:    `const uint d = uint(rows[t.y]) + 1;`,
+			family: "set_rows",
+		},
+		{
+			name:   "rmsnorm backward drops the term through the norm",
+			file:   "rmsnorm.metal",
+			old:    `dxr[i] = inv * widen(weight[i]) * dyr[i] - xr[i] * c;`,
+			new:    `dxr[i] = inv * widen(weight[i]) * dyr[i];`,
+			family: "rmsnorm_backward",
+		},
+		{
 			name: "tied weights at the threshold left out of the draw",
 			file: "sample.metal",
 			old: `		if (w < tau)
@@ -146,7 +188,7 @@ func TestBrokenKernels(t *testing.T) {
 			defer lib.Release()
 			failed := 0
 			for _, c := range check.Cases() {
-				if !strings.HasPrefix(c.Kernel, tc.family+" ") {
+				if c.Kernel != tc.family && !strings.HasPrefix(c.Kernel, tc.family+" ") {
 					continue
 				}
 				r := c.Run(d, lib)
