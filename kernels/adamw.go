@@ -15,8 +15,8 @@ import (
 // SumSquares writes it), and the step's scalars on the host by
 // cpu.AdamWScalars. param, m and v are updated in place.
 func (l *Library) AdamW(e *metal.Encoder, param, grad, m, v, gradSumSq Buf, n int, h nn.AdamWParams) error {
-	if n < 0 || n >= 1<<32 {
-		return fmt.Errorf("kernels: adamw: bad size n=%d", n)
+	if err := flatShape("adamw", n); err != nil {
+		return err
 	}
 	if h.Step < 1 || !(h.MaxGradNorm > 0) {
 		return fmt.Errorf("kernels: adamw: step %d must be at least 1 and max grad norm %g positive", h.Step, h.MaxGradNorm)
@@ -24,14 +24,8 @@ func (l *Library) AdamW(e *metal.Encoder, param, grad, m, v, gradSumSq Buf, n in
 	if n == 0 {
 		return nil
 	}
-	for _, a := range []struct {
-		name string
-		b    Buf
-		n    int
-	}{{"param", param, 4 * n}, {"grad", grad, 4 * n}, {"m", m, 4 * n}, {"v", v, 4 * n}, {"gradSumSq", gradSumSq, 4}} {
-		if err := need("adamw", a.name, a.b, a.n); err != nil {
-			return err
-		}
+	if err := needAll("adamw", []bufArg{{"param", param, 4 * n}, {"grad", grad, 4 * n}, {"m", m, 4 * n}, {"v", v, 4 * n}, {"gradSumSq", gradSumSq, 4}}); err != nil {
+		return err
 	}
 	decay, b1, b2, bc2sqrt, stepSize, eps := cpu.AdamWScalars(h)
 	e.SetPipeline(l.pipes["adamw"])
@@ -41,6 +35,6 @@ func (l *Library) AdamW(e *metal.Encoder, param, grad, m, v, gradSumSq Buf, n in
 	bind(e, 3, v)
 	bind(e, 4, gradSumSq)
 	e.SetBytes(5, params(n, decay, b1, b2, bc2sqrt, stepSize, eps, float32(h.MaxGradNorm)))
-	e.Dispatch(metal.Size{X: (n + 255) / 256, Y: 1, Z: 1}, metal.Size{X: 256, Y: 1, Z: 1})
+	dispatchFlat(e, n, false)
 	return nil
 }

@@ -3,6 +3,7 @@ package kernels
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 
 	"github.com/goseal/ttt/metal"
@@ -32,21 +33,12 @@ func kvBlock(headDim int) int {
 // attnHeadDims are the head dimensions with kernels.
 var attnHeadDims = []int{16, 32, 64, 128}
 
-// limit is the last key query i of seg sees (nn.Segment's rule).
-func limit(seg nn.Segment, i int) int {
-	j := seg.Past + i
-	if seg.Keys > 0 && j >= seg.Keys {
-		j = seg.Keys - 1
-	}
-	return j
-}
-
 // segKeys is the number of keys the queries of seg see together.
 func segKeys(seg nn.Segment) int {
 	if seg.N == 0 {
 		return 0
 	}
-	return limit(seg, seg.N-1) + 1
+	return seg.Limit(seg.N-1) + 1
 }
 
 // AttentionBlocks returns the block table of Attention for segs: one entry
@@ -101,7 +93,7 @@ func AttentionDecodeBlocks(segs []nn.Segment) []uint32 {
 	t := make([]uint32, 0, chunkLen*chunks+rowLen*rows)
 	for _, s := range segs {
 		for i := 0; i < s.N; i++ {
-			keys := limit(s, i) + 1
+			keys := s.Limit(i) + 1
 			for j0 := 0; j0 < keys; j0 += attnChunk {
 				t = append(t, uint32(s.Q+i), uint32(s.KV), uint32(j0), uint32(min(keys, j0+attnChunk)))
 			}
@@ -110,7 +102,7 @@ func AttentionDecodeBlocks(segs []nn.Segment) []uint32 {
 	first := 0
 	for _, s := range segs {
 		for i := 0; i < s.N; i++ {
-			n := (limit(s, i) + attnChunk) / attnChunk
+			n := (s.Limit(i) + attnChunk) / attnChunk
 			t = append(t, uint32(s.Q+i), uint32(first), uint32(n))
 			first += n
 		}
@@ -121,7 +113,7 @@ func AttentionDecodeBlocks(segs []nn.Segment) []uint32 {
 func decodeCounts(segs []nn.Segment) (chunks, rows int) {
 	for _, s := range segs {
 		for i := 0; i < s.N; i++ {
-			chunks += (limit(s, i) + attnChunk) / attnChunk
+			chunks += (s.Limit(i) + attnChunk) / attnChunk
 		}
 		rows += s.N
 	}
@@ -132,8 +124,11 @@ func decodeCounts(segs []nn.Segment) (chunks, rows int) {
 // AttentionDecode needs for segs: each chunk's partial result per head.
 func AttentionDecodeScratch(segs []nn.Segment, s nn.AttnShape) int {
 	chunks, _ := decodeCounts(segs)
-	return 4 * chunks * s.Heads * (s.HeadDim + 2)
+	return decodeScratch(chunks, s)
 }
+
+// decodeScratch is AttentionDecodeScratch for a number of chunks.
+func decodeScratch(chunks int, s nn.AttnShape) int { return 4 * chunks * s.Heads * (s.HeadDim + 2) }
 
 // attnRows checks segs and s and returns the rows q needs and the key rows
 // k and v need: up to the last key a query sees, or, with allKeys, up to
@@ -142,11 +137,7 @@ func attnRows(kernel string, segs []nn.Segment, s nn.AttnShape, allKeys bool) (q
 	if s.Heads <= 0 || s.KVHeads <= 0 || s.Heads%s.KVHeads != 0 {
 		return 0, 0, fmt.Errorf("kernels: %s: %d heads do not divide into %d key/value heads", kernel, s.Heads, s.KVHeads)
 	}
-	okDim := false
-	for _, d := range attnHeadDims {
-		okDim = okDim || s.HeadDim == d
-	}
-	if !okDim {
+	if !slices.Contains(attnHeadDims, s.HeadDim) {
 		return 0, 0, fmt.Errorf("kernels: %s: head dimension %d (have %v)", kernel, s.HeadDim, attnHeadDims)
 	}
 	for i, seg := range segs {
@@ -243,7 +234,7 @@ func (l *Library) AttentionDecode(e *metal.Encoder, out, lse, q, k, v, blocks, s
 	if err := needTable(name, blocks, chunkLen*chunks+rowLen*rows); err != nil {
 		return err
 	}
-	if err := need(name, "scratch", scratch, AttentionDecodeScratch(segs, s)); err != nil {
+	if err := need(name, "scratch", scratch, decodeScratch(chunks, s)); err != nil {
 		return err
 	}
 	args := attnParams(s, lse.Buffer != nil)
@@ -289,14 +280,8 @@ func (l *Library) AttentionBackward(e *metal.Encoder, dq, dk, dv, dout, out, lse
 		return err
 	}
 	qb, kb := 4*qRows*s.Heads*s.HeadDim, 4*kvRows*s.KVHeads*s.HeadDim
-	for _, b := range []struct {
-		name string
-		buf  Buf
-		n    int
-	}{{"dq", dq, qb}, {"dout", dout, qb}, {"dk", dk, kb}, {"dv", dv, kb}} {
-		if err := need(name, b.name, b.buf, b.n); err != nil {
-			return err
-		}
+	if err := needAll(name, []bufArg{{"dq", dq, qb}, {"dout", dout, qb}, {"dk", dk, kb}, {"dv", dv, kb}}); err != nil {
+		return err
 	}
 	if err := needTable(name, blocks, qBlockLen*nq+kvBlockLen*nkv); err != nil {
 		return err
@@ -328,14 +313,8 @@ func bindAll(e *metal.Encoder, bufs ...Buf) {
 // needAttn checks the sizes of attention's operands; lse may be absent.
 func needAttn(kernel string, out, lse, q, k, v Buf, qRows, kvRows int, s nn.AttnShape) error {
 	qb, kb := 4*qRows*s.Heads*s.HeadDim, 4*kvRows*s.KVHeads*s.HeadDim
-	for _, b := range []struct {
-		name string
-		buf  Buf
-		n    int
-	}{{"out", out, qb}, {"q", q, qb}, {"k", k, kb}, {"v", v, kb}} {
-		if err := need(kernel, b.name, b.buf, b.n); err != nil {
-			return err
-		}
+	if err := needAll(kernel, []bufArg{{"out", out, qb}, {"q", q, qb}, {"k", k, kb}, {"v", v, kb}}); err != nil {
+		return err
 	}
 	if lse.Buffer != nil {
 		return need(kernel, "lse", lse, 4*qRows*s.Heads)

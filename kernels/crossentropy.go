@@ -24,23 +24,17 @@ func (l *Library) CrossEntropy(e *metal.Encoder, dlogits, losses, logits, labels
 	if cols == 0 {
 		return fmt.Errorf("kernels: cross_entropy: rows=%d of no logits", rows)
 	}
-	for _, a := range []struct {
-		name string
-		b    Buf
-		n    int
-	}{{"dlogits", dlogits, 4 * rows * cols}, {"losses", losses, 4 * rows}, {"logits", logits, 4 * rows * cols}, {"labels", labels, 4 * rows}} {
-		if err := need("cross_entropy", a.name, a.b, a.n); err != nil {
-			return err
-		}
+	if err := needAll("cross_entropy", []bufArg{{"dlogits", dlogits, 4 * rows * cols}, {"losses", losses, 4 * rows}, {"logits", logits, 4 * rows * cols}, {"labels", labels, 4 * rows}}); err != nil {
+		return err
 	}
-	aligned := cols%4 == 0 && aligned16(logits) && aligned16(dlogits)
+	vec := cols%4 == 0 && aligned(16, logits, dlogits)
 	threads := l.threads("cross_entropy", min(1024, ((cols+3)/4+31)/32*32))
 	e.SetPipeline(l.pipes["cross_entropy"])
 	bind(e, 0, logits)
 	bind(e, 1, labels)
 	bind(e, 2, dlogits)
 	bind(e, 3, losses)
-	e.SetBytes(4, params(rows, cols, scale, aligned))
+	e.SetBytes(4, params(rows, cols, scale, vec))
 	e.Dispatch(metal.Size{X: rows, Y: 1, Z: 1}, metal.Size{X: threads, Y: 1, Z: 1})
 	return nil
 }

@@ -17,13 +17,8 @@ func (l *Library) Add(e *metal.Encoder, out, a, b Buf, n int) error {
 	if err := flatShape("add", n); err != nil || n == 0 {
 		return err
 	}
-	for _, arg := range []struct {
-		name string
-		b    Buf
-	}{{"out", out}, {"a", a}, {"b", b}} {
-		if err := need("add", arg.name, arg.b, 4*n); err != nil {
-			return err
-		}
+	if err := needAll("add", []bufArg{{"out", out, 4 * n}, {"a", a, 4 * n}, {"b", b, 4 * n}}); err != nil {
+		return err
 	}
 	vec := aligned(16, out, a, b)
 	e.SetPipeline(l.pipes["add"])
@@ -107,13 +102,8 @@ func (l *Library) SiLUMul(e *metal.Encoder, out, gate, up Buf, n int) error {
 	if err := flatShape("silu_mul", n); err != nil || n == 0 {
 		return err
 	}
-	for _, arg := range []struct {
-		name string
-		b    Buf
-	}{{"out", out}, {"gate", gate}, {"up", up}} {
-		if err := need("silu_mul", arg.name, arg.b, 4*n); err != nil {
-			return err
-		}
+	if err := needAll("silu_mul", []bufArg{{"out", out, 4 * n}, {"gate", gate, 4 * n}, {"up", up, 4 * n}}); err != nil {
+		return err
 	}
 	vec := aligned(16, out, gate, up)
 	e.SetPipeline(l.pipes["silu_mul"])
@@ -131,13 +121,8 @@ func (l *Library) SiLUMulBackward(e *metal.Encoder, dgate, dup, dout, gate, up B
 	if err := flatShape("silu_mul_backward", n); err != nil || n == 0 {
 		return err
 	}
-	for _, arg := range []struct {
-		name string
-		b    Buf
-	}{{"dgate", dgate}, {"dup", dup}, {"dout", dout}, {"gate", gate}, {"up", up}} {
-		if err := need("silu_mul_backward", arg.name, arg.b, 4*n); err != nil {
-			return err
-		}
+	if err := needAll("silu_mul_backward", []bufArg{{"dgate", dgate, 4 * n}, {"dup", dup, 4 * n}, {"dout", dout, 4 * n}, {"gate", gate, 4 * n}, {"up", up, 4 * n}}); err != nil {
+		return err
 	}
 	vec := aligned(16, dgate, dup, dout, gate, up)
 	e.SetPipeline(l.pipes["silu_mul_backward"])

@@ -90,8 +90,12 @@ func source(replace map[string]string) string {
 // its suffix in kernel names: f32, f16 or bf16.
 func weightType(t hf.DType) (string, bool) {
 	switch t {
-	case hf.F32, hf.F16, hf.BF16:
-		return strings.ToLower(t.String()), true
+	case hf.F32:
+		return "f32", true
+	case hf.F16:
+		return "f16", true
+	case hf.BF16:
+		return "bf16", true
 	}
 	return "", false
 }
@@ -215,6 +219,24 @@ func need(kernel, name string, b Buf, n int) error {
 			at = fmt.Sprintf(" after offset %d", b.Off)
 		}
 		return fmt.Errorf("kernels: %s: %s holds %d bytes%s, needs %d", kernel, name, have, at, n)
+	}
+	return nil
+}
+
+// bufArg is a launcher's buffer argument: its name in errors, and the bytes
+// it must hold.
+type bufArg struct {
+	name string
+	b    Buf
+	n    int
+}
+
+// needAll checks every argument with need.
+func needAll(kernel string, args []bufArg) error {
+	for _, a := range args {
+		if err := need(kernel, a.name, a.b, a.n); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -65,7 +65,7 @@ func (l *Library) reduce(e *metal.Encoder, name string, dst, x, scratch Buf, n i
 	e.SetPipeline(l.pipes[name])
 	bind(e, 0, x)
 	bind(e, 1, scratch)
-	e.SetBytes(2, params(n, perGroup, aligned16(x), false))
+	e.SetBytes(2, params(n, perGroup, aligned(16, x), false))
 	e.Dispatch(metal.Size{X: groups, Y: 1, Z: 1}, metal.Size{X: reduceThreads, Y: 1, Z: 1})
 
 	e.SetPipeline(l.pipes["reduce_final"])
@@ -75,10 +75,3 @@ func (l *Library) reduce(e *metal.Encoder, name string, dst, x, scratch Buf, n i
 	e.Dispatch(metal.Size{X: 1, Y: 1, Z: 1}, metal.Size{X: reduceThreads, Y: 1, Z: 1})
 	return nil
 }
-
-// aligned16 reports whether b's bytes start 16-byte aligned, so kernels may
-// load whole float4s from it. A Metal buffer starts at least 16-byte
-// aligned; the emulator aligns a buffer's start to 16 bytes only when its
-// length is a multiple of 16 (it puts the end against a guard page), so
-// both are asked for.
-func aligned16(b Buf) bool { return b.Off%16 == 0 && b.Buffer.Len()%16 == 0 }

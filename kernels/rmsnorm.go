@@ -56,13 +56,8 @@ func (l *Library) RMSNormBackward(e *metal.Encoder, dx, dy, x, weight Buf, wt hf
 	if rows == 0 || cols == 0 {
 		return nil
 	}
-	for _, arg := range []struct {
-		name string
-		b    Buf
-	}{{"dx", dx}, {"dy", dy}, {"x", x}} {
-		if err := need("rmsnorm_backward", arg.name, arg.b, 4*rows*cols); err != nil {
-			return err
-		}
+	if err := needAll("rmsnorm_backward", []bufArg{{"dx", dx, 4 * rows * cols}, {"dy", dy, 4 * rows * cols}, {"x", x, 4 * rows * cols}}); err != nil {
+		return err
 	}
 	if err := need("rmsnorm_backward", "weight", weight, wt.Size()*cols); err != nil {
 		return err

@@ -40,7 +40,6 @@ func (l *Library) RoPE(e *metal.Encoder, x, table, pos Buf, rows, cols, headDim,
 	bind(e, 1, table)
 	bind(e, 2, pos)
 	e.SetBytes(3, params(rows, cols, headDim, positions, inverse, vec))
-	w := min(groupThreads, (pairs+31)/32*32)
-	e.Dispatch(metal.Size{X: (pairs + w - 1) / w, Y: rows, Z: 1}, metal.Size{X: w, Y: 1, Z: 1})
+	dispatchRows(e, pairs, rows, false)
 	return nil
 }

@@ -28,23 +28,17 @@ func (l *Library) Sample(e *metal.Encoder, ids, logits, u Buf, rows, cols int, t
 	if cols == 0 {
 		return fmt.Errorf("kernels: sample: rows=%d of no logits", rows)
 	}
-	for _, a := range []struct {
-		name string
-		b    Buf
-		n    int
-	}{{"ids", ids, 4 * rows}, {"logits", logits, 4 * rows * cols}, {"u", u, 4 * rows}} {
-		if a.name == "u" && temperature == 0 && a.b.Buffer == nil {
-			u = ids // greedy reads no draws
-			continue
-		}
-		if err := need("sample", a.name, a.b, a.n); err != nil {
-			return err
-		}
+	args := []bufArg{{"ids", ids, 4 * rows}, {"logits", logits, 4 * rows * cols}, {"u", u, 4 * rows}}
+	if temperature == 0 && u.Buffer == nil {
+		args = args[:2] // greedy reads no draws
+	}
+	if err := needAll("sample", args); err != nil {
+		return err
 	}
 	threads := l.threads("sample", min(1024, (cols+31)/32*32))
 	e.SetPipeline(l.pipes["sample"])
 	bind(e, 0, logits)
-	bind(e, 1, u)
+	bind(e, 1, orBuf(u, ids))
 	bind(e, 2, ids)
 	e.SetBytes(3, params(rows, cols, temperature, topP))
 	e.Dispatch(metal.Size{X: rows, Y: 1, Z: 1}, metal.Size{X: threads, Y: 1, Z: 1})
