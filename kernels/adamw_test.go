@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/goseal/ttt/kernels"
+	"github.com/goseal/ttt/metal"
 	"github.com/goseal/ttt/nn"
 )
 
@@ -23,17 +24,8 @@ func BenchmarkAdamW2M(b *testing.B) {
 	}
 	h := nn.AdamWParams{LR: 1e-4, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, Step: 1, MaxGradNorm: 1}
 	b.SetBytes(4 * 4 * n)
-	for b.Loop() {
-		cb, _ := d.NewCommandBuffer()
-		e := cb.Encoder()
-		if err := l.AdamW(e, bufs[0], bufs[1], bufs[2], bufs[3], bufs[4], n, h); err != nil {
-			b.Fatal(err)
-		}
-		e.End()
-		cb.Commit()
-		if err := cb.Wait(); err != nil {
-			b.Fatal(err)
-		}
-	}
+	runBench(b, d, func(e *metal.Encoder) error {
+		return l.AdamW(e, bufs[0], bufs[1], bufs[2], bufs[3], bufs[4], n, h)
+	})
 	roofline(b, 0, 7*4*n) // reads param, grad, m, v; writes param, m, v
 }

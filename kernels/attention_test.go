@@ -81,26 +81,6 @@ func newAttnBench(b *testing.B, d *metal.Device, segs []nn.Segment, sh nn.AttnSh
 		dq: buf(qn), dk: buf(kn), dv: buf(kn), dout: buf(qn), table: t, scratch: buf(scratch)}
 }
 
-// runBench measures one encoded call per iteration, commit to completion.
-func runBench(b *testing.B, d *metal.Device, encode func(e *metal.Encoder) error) {
-	b.ResetTimer()
-	for b.Loop() {
-		cb, err := d.NewCommandBuffer()
-		if err != nil {
-			b.Fatal(err)
-		}
-		e := cb.Encoder()
-		if err := encode(e); err != nil {
-			b.Fatal(err)
-		}
-		e.End()
-		cb.Commit()
-		if err := cb.Wait(); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
 // qwenShape is Qwen2.5-0.5B's attention: 14 query heads, 2 key/value heads.
 var qwenShape = nn.AttnShape{Heads: 14, KVHeads: 2, HeadDim: 64}
 

@@ -22,6 +22,12 @@ func bench(b *testing.B, sizes []int, moved int64, encode func(l *kernels.Librar
 		bufs[i] = kernels.Whole(buf)
 	}
 	b.SetBytes(moved)
+	runBench(b, d, func(e *metal.Encoder) error { return encode(l, e, bufs) })
+	roofline(b, 0, float64(moved))
+}
+
+// runBench measures one encoded call per iteration, commit to completion.
+func runBench(b *testing.B, d *metal.Device, encode func(e *metal.Encoder) error) {
 	b.ResetTimer()
 	for b.Loop() {
 		cb, err := d.NewCommandBuffer()
@@ -29,15 +35,13 @@ func bench(b *testing.B, sizes []int, moved int64, encode func(l *kernels.Librar
 			b.Fatal(err)
 		}
 		e := cb.Encoder()
-		err = encode(l, e, bufs)
-		e.End()
-		if err != nil {
+		if err := encode(e); err != nil {
 			b.Fatal(err)
 		}
+		e.End()
 		cb.Commit()
 		if err := cb.Wait(); err != nil {
 			b.Fatal(err)
 		}
 	}
-	roofline(b, 0, float64(moved))
 }

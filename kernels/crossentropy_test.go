@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/goseal/ttt/kernels"
+	"github.com/goseal/ttt/metal"
 )
 
 // BenchmarkCrossEntropy16x151936 measures the loss and gradient of 16 rows
@@ -18,18 +19,9 @@ func BenchmarkCrossEntropy16x151936(b *testing.B) {
 	defer losses.Release()
 	defer labels.Release()
 	b.SetBytes(4 * rows * cols)
-	for b.Loop() {
-		cb, _ := d.NewCommandBuffer()
-		e := cb.Encoder()
+	runBench(b, d, func(e *metal.Encoder) error {
 		lg := kernels.Whole(logits)
-		if err := l.CrossEntropy(e, lg, kernels.Whole(losses), lg, kernels.Whole(labels), rows, cols, 1.0/rows); err != nil {
-			b.Fatal(err)
-		}
-		e.End()
-		cb.Commit()
-		if err := cb.Wait(); err != nil {
-			b.Fatal(err)
-		}
-	}
+		return l.CrossEntropy(e, lg, kernels.Whole(losses), lg, kernels.Whole(labels), rows, cols, 1.0/rows)
+	})
 	roofline(b, 0, 2*4*rows*cols) // reads the logits, writes the gradient
 }

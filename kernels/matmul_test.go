@@ -23,21 +23,9 @@ func benchMatMul(b *testing.B, dt hf.DType, m, n, k int, transA, transB bool) {
 	}
 	scratch := kernels.Whole(bufs[3])
 	b.ResetTimer()
-	for b.Loop() {
-		cb, err := d.NewCommandBuffer()
-		if err != nil {
-			b.Fatal(err)
-		}
-		e := cb.Encoder()
-		if err := l.MatMul(e, kernels.Whole(bufs[0]), kernels.Whole(bufs[1]), kernels.Whole(bufs[2]), dt, m, n, k, transA, transB, 1, false, scratch); err != nil {
-			b.Fatal(err)
-		}
-		e.End()
-		cb.Commit()
-		if err := cb.Wait(); err != nil {
-			b.Fatal(err)
-		}
-	}
+	runBench(b, d, func(e *metal.Encoder) error {
+		return l.MatMul(e, kernels.Whole(bufs[0]), kernels.Whole(bufs[1]), kernels.Whole(bufs[2]), dt, m, n, k, transA, transB, 1, false, scratch)
+	})
 	b.ReportMetric(2*float64(m)*float64(n)*float64(k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 	roofline(b, 2*float64(m)*float64(n)*float64(k), float64(4*m*n+4*m*k+dt.Size()*k*n))
 }

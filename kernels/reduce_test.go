@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/goseal/ttt/kernels"
+	"github.com/goseal/ttt/metal"
 )
 
 // TestReduceDeterministic checks that Sum and SumSquares give the same bits
@@ -66,24 +67,12 @@ func benchReduce(b *testing.B, n int, square bool) {
 	defer dst.Release()
 	defer scratch.Release()
 	b.SetBytes(int64(4 * n))
-	for b.Loop() {
-		cb, _ := d.NewCommandBuffer()
-		e := cb.Encoder()
-		var err error
+	runBench(b, d, func(e *metal.Encoder) error {
 		if square {
-			err = l.SumSquares(e, kernels.Whole(dst), kernels.Whole(x), kernels.Whole(scratch), n)
-		} else {
-			err = l.Sum(e, kernels.Whole(dst), kernels.Whole(x), kernels.Whole(scratch), n, false)
+			return l.SumSquares(e, kernels.Whole(dst), kernels.Whole(x), kernels.Whole(scratch), n)
 		}
-		if err != nil {
-			b.Fatal(err)
-		}
-		e.End()
-		cb.Commit()
-		if err := cb.Wait(); err != nil {
-			b.Fatal(err)
-		}
-	}
+		return l.Sum(e, kernels.Whole(dst), kernels.Whole(x), kernels.Whole(scratch), n, false)
+	})
 	roofline(b, 0, 4*float64(n))
 }
 

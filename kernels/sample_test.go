@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/goseal/ttt/kernels"
+	"github.com/goseal/ttt/metal"
 )
 
 // benchSample measures sampling 16 rows over a Qwen2-sized vocabulary
@@ -18,18 +19,9 @@ func benchSample(b *testing.B, temperature, topP float32) {
 	defer u.Release()
 	defer ids.Release()
 	b.SetBytes(4 * rows * cols)
-	for b.Loop() {
-		cb, _ := d.NewCommandBuffer()
-		e := cb.Encoder()
-		if err := l.Sample(e, kernels.Whole(ids), kernels.Whole(logits), kernels.Whole(u), rows, cols, temperature, topP); err != nil {
-			b.Fatal(err)
-		}
-		e.End()
-		cb.Commit()
-		if err := cb.Wait(); err != nil {
-			b.Fatal(err)
-		}
-	}
+	runBench(b, d, func(e *metal.Encoder) error {
+		return l.Sample(e, kernels.Whole(ids), kernels.Whole(logits), kernels.Whole(u), rows, cols, temperature, topP)
+	})
 	roofline(b, 0, 4*rows*cols)
 }
 
