@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -194,13 +193,13 @@ func delimiterMask(frames [][]byte) []byte {
 // isShutdown reports whether a request is {"cmd": "shutdown"} as the server
 // reads it.
 func isShutdown(request [][]byte) bool {
-	if len(request) != 1 {
+	obj, err := decodeMessage(request)
+	if err != nil {
 		return false
 	}
-	var msg struct {
-		Cmd json.RawMessage `json:"cmd"`
-	}
-	return json.Unmarshal(request[0], &msg) == nil && string(msg.Cmd) == `"shutdown"`
+	d := decoder{obj: obj}
+	cmd, ok := d.str("cmd")
+	return ok && cmd == "shutdown"
 }
 
 // drainBack takes every waiting message from servers.

@@ -149,7 +149,13 @@ func (e *Engine) Check(prompts, seqs []string, gen GenParams, train *TrainParams
 	if err != nil {
 		return err
 	}
-	mb := e.micro(spec, d, *train, seqs)
+	longestSeq := 0
+	if d.Padding == lora.Longest {
+		for _, s := range seqs {
+			longestSeq = max(longestSeq, min(len(e.tok.Encode(s, true)), d.MaxSeqLength))
+		}
+	}
+	mb := e.micro(spec, d, *train, len(seqs), longestSeq)
 	recompute, need := e.plan.Checkpoint(mb)
 	if need > e.plan.Budget {
 		return e.overBudget(fmt.Sprintf("training on micro-batches of %d sequences of %d tokens (recomputing activations: %v)", mb.Rows, mb.Width, recompute), need,
@@ -171,21 +177,19 @@ func (e *Engine) settle(err *error) {
 	}
 }
 
-// micro is the shape of a request's training micro-batches, as the memory
-// plan sees it: rows of the padded width (or of the longest sequence).
-func (e *Engine) micro(spec lora.Spec, d lora.Data, p TrainParams, seqs []string) plan.Micro {
+// micro is the shape of a request's training micro-batches of its seqs
+// sequences, as the memory plan sees it: rows of the padded width, or, with
+// padding "longest", of longest tokens (the longest sequence, truncated).
+func (e *Engine) micro(spec lora.Spec, d lora.Data, p TrainParams, seqs, longest int) plan.Micro {
 	width := d.MaxSeqLength
 	if d.Padding == lora.Longest {
-		width = 0
-		for _, s := range seqs {
-			width = max(width, min(len(e.tok.Encode(s, true)), d.MaxSeqLength))
-		}
+		width = longest
 	}
 	targets := spec.Targets
 	if len(targets) == 0 {
 		targets = lora.DefaultTargets(e.m.Config.Arch)
 	}
-	return plan.Micro{Rows: min(p.BatchSize, len(seqs)), Width: width, LoRA: plan.LoRA{Rank: spec.Rank, Targets: targets, Layers: spec.Layers, Dropout: spec.Dropout > 0}}
+	return plan.Micro{Rows: min(p.BatchSize, seqs), Width: width, LoRA: plan.LoRA{Rank: spec.Rank, Targets: targets, Layers: spec.Layers, Dropout: spec.Dropout > 0}}
 }
 
 // Generate implements Model. Prompts are answered in groups sized by the
@@ -273,7 +277,11 @@ func (e *Engine) FineTune(ctx context.Context, seqs []string, p TrainParams, pro
 	}
 	// Recompute activations in the backward pass when keeping them all
 	// would not fit the budget (Check has refused what fits neither way).
-	params.Checkpoint, _ = e.plan.Checkpoint(e.micro(spec, d, p, seqs))
+	longest := 0
+	for _, ex := range exs {
+		longest = max(longest, len(ex.IDs)) // truncated to max_seq_length, unpadded
+	}
+	params.Checkpoint, _ = e.plan.Checkpoint(e.micro(spec, d, p, len(seqs), longest))
 	st.Recompute = params.Checkpoint
 	ad, err := lora.New(e.m, spec, rand.New(rand.NewPCG(uint64(p.Seed), 0x10a)))
 	if err != nil {

@@ -135,7 +135,7 @@ func TestEngineRecomputesWhenNeeded(t *testing.T) {
 	p := TrainParams{Rank: 4, Alpha: 8, Epochs: 1, LR: 1e-3, BatchSize: 2, GradAccum: 1, MaxSeqLength: 256, Padding: "max_length"}
 	seqs := []string{"The observatory stands on Mount Oravel.", "Its cat is called Perihelion."}
 	probe := budgetEngine(t, 1<<40)
-	mb := probe.micro(lora.Spec{Rank: 4, Alpha: 8}, lora.Data{MaxSeqLength: 256, Padding: lora.MaxLength}, p, seqs)
+	mb := probe.micro(lora.Spec{Rank: 4, Alpha: 8}, lora.Data{MaxSeqLength: 256, Padding: lora.MaxLength}, p, len(seqs), 0)
 	keep, recompute := probe.plan.TrainBytes(mb, false), probe.plan.TrainBytes(mb, true)
 	if recompute >= keep {
 		t.Fatalf("recomputing plans %d bytes, keeping %d", recompute, keep)
