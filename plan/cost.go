@@ -83,9 +83,14 @@ type Phase struct {
 // max(FLOPs / peak FLOPS, bytes / bandwidth). The Metal kernels multiply in
 // float32 (bf16 weights are widened as they are loaded), so the peak is the
 // chip's float32 rate.
-func (ph Phase) Bound(c Chip) float64 {
-	return max(ph.FLOPs/(c.FP32TFLOPS*1e12), ph.Bytes/(c.BandwidthGBs*1e9))
-}
+func (ph Phase) Bound(c Chip) float64 { return max(ph.computeTime(c), ph.memoryTime(c)) }
+
+// ComputeBound reports whether compute, not memory traffic, sets the
+// phase's bound on c.
+func (ph Phase) ComputeBound(c Chip) bool { return ph.computeTime(c) >= ph.memoryTime(c) }
+
+func (ph Phase) computeTime(c Chip) float64 { return ph.FLOPs / (c.FP32TFLOPS * 1e12) }
+func (ph Phase) memoryTime(c Chip) float64  { return ph.Bytes / (c.BandwidthGBs * 1e9) }
 
 // Estimate is the cost of a request, phase by phase.
 type Estimate struct {

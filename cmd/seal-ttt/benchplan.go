@@ -131,17 +131,27 @@ func runPlan(w io.Writer, o *planOpts) error {
 		head += chips[0].Name + " bound\tlimited by\t"
 	}
 	fmt.Fprintln(tw, head)
-	for _, ph := range append(e.Phases, e.Total()) {
+	row := func(ph plan.Phase) {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t", ph.Name, ph.Passes, si(ph.FLOPs, "FLOP"), si(ph.Bytes, "B"), plan.FormatBytes(ph.Peak))
+	}
+	for _, ph := range e.Phases {
+		row(ph)
 		if len(chips) == 1 {
-			b := ph.Bound(chips[0])
-			if ph.Name == "total" {
-				b = e.Bound(chips[0])
+			side := "bandwidth"
+			if ph.ComputeBound(chips[0]) {
+				side = "compute"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t", seconds(b), limitedBy(ph, chips[0]))
+			fmt.Fprintf(tw, "%s\t%s\t", seconds(ph.Bound(chips[0])), side)
 		}
 		fmt.Fprintln(tw)
 	}
+	// The total's bound is the sum of the phases' (they run one after
+	// another), not the bound of the summed work.
+	row(e.Total())
+	if len(chips) == 1 {
+		fmt.Fprintf(tw, "%s\t\t", seconds(e.Bound(chips[0])))
+	}
+	fmt.Fprintln(tw)
 	tw.Flush()
 	if len(chips) > 1 {
 		fmt.Fprintln(w, "\nroofline lower bound, max(FLOPs / FP32 peak, bytes / bandwidth), per phase:")
@@ -188,17 +198,6 @@ func planLimit(flag string) (int64, string, error) {
 		return n, "3/4 of this machine's memory; set --max_memory for another machine", nil
 	}
 	return 0, "", fmt.Errorf("this machine's memory size cannot be read: set --max_memory")
-}
-
-// limitedBy names the roofline's binding side for ph on c.
-func limitedBy(ph plan.Phase, c plan.Chip) string {
-	if ph.Name == "total" {
-		return ""
-	}
-	if ph.FLOPs/(c.FP32TFLOPS*1e12) >= ph.Bytes/(c.BandwidthGBs*1e9) {
-		return "compute"
-	}
-	return "bandwidth"
 }
 
 // si writes x with a decimal prefix, e.g. "1.24 PFLOP".
