@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 )
@@ -66,16 +67,16 @@ type rawConfig struct {
 	RopeParameters    json.RawMessage `json:"rope_parameters"`
 }
 
-// configKeys are the config.json keys ParseConfig reads.
-var configKeys = map[string]bool{
-	"model_type": true, "architectures": true, "vocab_size": true, "hidden_size": true,
-	"intermediate_size": true, "num_hidden_layers": true, "num_attention_heads": true,
-	"num_key_value_heads": true, "head_dim": true, "rms_norm_eps": true, "rope_theta": true,
-	"rope_scaling": true, "rope_parameters": true, "tie_word_embeddings": true,
-	"max_position_embeddings": true, "attention_bias": true, "mlp_bias": true, "hidden_act": true,
-	"bos_token_id": true, "eos_token_id": true, "torch_dtype": true, "dtype": true,
-	"use_sliding_window": true,
-}
+// configKeys are the config.json keys ParseConfig reads: rawConfig's JSON
+// names, so a field added there is known here.
+var configKeys = func() map[string]bool {
+	keys := map[string]bool{}
+	t := reflect.TypeFor[rawConfig]()
+	for i := range t.NumField() {
+		keys[t.Field(i).Tag.Get("json")] = true
+	}
+	return keys
+}()
 
 // inertKeys are config.json keys that do not change what the model computes
 // at inference or in LoRA training as done here (training-time settings

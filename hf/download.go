@@ -136,15 +136,10 @@ func (h *Hub) Resolve(ctx context.Context, arg string) (string, error) {
 // Cached returns the folder of id's snapshot in the cache if it holds a
 // config.json and every safetensors file the weights need.
 func (h *Hub) Cached(id ModelID) (string, error) {
-	commit := id.Revision
-	if !isCommit(commit) {
-		ref, err := os.ReadFile(filepath.Join(h.repoDir(id), "refs", filepath.FromSlash(id.Revision)))
-		if err != nil {
-			return "", h.notCached(id, "no refs/"+id.Revision)
-		}
-		commit = strings.TrimSpace(string(ref))
+	commit, snap, err := h.snapshot(id)
+	if err != nil {
+		return "", err
 	}
-	snap := filepath.Join(h.repoDir(id), "snapshots", commit)
 	if _, err := os.Stat(filepath.Join(snap, "config.json")); err != nil {
 		return "", h.notCached(id, "no config.json in snapshot "+commit)
 	}
@@ -158,6 +153,20 @@ func (h *Hub) Cached(id ModelID) (string, error) {
 		}
 	}
 	return snap, nil
+}
+
+// snapshot returns the commit id's revision names in the cache and that
+// commit's snapshot folder, which may be missing or incomplete.
+func (h *Hub) snapshot(id ModelID) (commit, dir string, err error) {
+	commit = id.Revision
+	if !isCommit(commit) {
+		ref, err := os.ReadFile(filepath.Join(h.repoDir(id), "refs", filepath.FromSlash(id.Revision)))
+		if err != nil {
+			return "", "", h.notCached(id, "no refs/"+id.Revision)
+		}
+		commit = strings.TrimSpace(string(ref))
+	}
+	return commit, filepath.Join(h.repoDir(id), "snapshots", commit), nil
 }
 
 func (h *Hub) notCached(id ModelID, why string) error {

@@ -4,30 +4,28 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 )
 
 // ResolveModel turns a --model argument into a model folder: an existing
-// folder is used as is; otherwise "ORG/NAME" is looked up in the local Hugging
-// Face hub cache (see NewHub for where it is) at the snapshot refs/main
-// names. Nothing is ever downloaded: Hub.Resolve does that.
+// folder is used as is; otherwise ORG/NAME[@REVISION] is looked up in the
+// local Hugging Face hub cache (see NewHub for where it is). Nothing is
+// ever downloaded, and only the snapshot folder need exist (for reading a
+// config): Hub.Resolve downloads, and checks the weights are there.
 func ResolveModel(arg string) (string, error) {
 	if st, err := os.Stat(arg); err == nil && st.IsDir() {
 		return arg, nil
 	}
-	parts := strings.Split(arg, "/")
-	if len(parts) != 2 || parts[0] == "" || parts[1] == "" || strings.HasPrefix(arg, ".") {
-		return "", fmt.Errorf("model %q: no such folder, and not a Hugging Face id of the form ORG/NAME", arg)
-	}
-	cache := hubCache()
-	repo := filepath.Join(cache, "models--"+parts[0]+"--"+parts[1])
-	ref, err := os.ReadFile(filepath.Join(repo, "refs", "main"))
+	id, err := ParseModelID(arg)
 	if err != nil {
-		return "", fmt.Errorf("model %q: not in the local Hugging Face cache %s (no refs/main; download it first: `seal-ttt download %s`)", arg, cache, arg)
+		return "", fmt.Errorf("%w (and no such folder)", err)
 	}
-	snap := filepath.Join(repo, "snapshots", strings.TrimSpace(string(ref)))
+	h := &Hub{Cache: hubCache()}
+	_, snap, err := h.snapshot(id)
+	if err != nil {
+		return "", err
+	}
 	if st, err := os.Stat(snap); err != nil || !st.IsDir() {
-		return "", fmt.Errorf("model %q: snapshot %s named by refs/main is missing", arg, snap)
+		return "", fmt.Errorf("model %s: snapshot %s is missing from the local Hugging Face cache", id, snap)
 	}
 	return snap, nil
 }
