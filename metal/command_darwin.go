@@ -46,16 +46,15 @@ func (d *Device) NewCommandBuffer() (*CommandBuffer, error) {
 	if d.queue == 0 {
 		return nil, errClosed
 	}
-	if d.pending.Add(1) > MaxPendingCommandBuffers {
-		d.pending.Add(-1)
-		return nil, fmt.Errorf("metal: %d command buffers are not waited for (Metal would block)", MaxPendingCommandBuffers)
+	if err := d.pending.acquire(); err != nil {
+		return nil, err
 	}
 	var buf id
 	withPool(func() {
 		buf = retain(msgSend(d.queue, selCommandBuffer)) // autoreleased, so retained
 	})
 	if buf == 0 {
-		d.pending.Add(-1)
+		d.pending.release()
 		return nil, errors.New("metal: cannot create a command buffer")
 	}
 	return &CommandBuffer{device: d, buffer: buf}, nil
@@ -141,7 +140,7 @@ func (c *CommandBuffer) Wait() error {
 		release(c.buffer)
 	})
 	c.buffer = 0
-	c.device.pending.Add(-1)
+	c.device.pending.release()
 	if c.err != nil {
 		return c.err
 	}

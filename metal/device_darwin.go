@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync/atomic"
 	"unsafe"
 )
 
@@ -27,7 +26,7 @@ type Device struct {
 	unifiedMemory        bool
 	osVersion            string
 
-	pending atomic.Int64 // command buffers made and not waited for
+	pending pendingCount
 }
 
 // Open returns the system default GPU. If Metal names no default device
@@ -122,7 +121,7 @@ func (d *Device) LanguageVersion() string {
 
 // PendingCommandBuffers is the number of command buffers made and not yet
 // waited for.
-func (d *Device) PendingCommandBuffers() int { return int(d.pending.Load()) }
+func (d *Device) PendingCommandBuffers() int { return d.pending.count() }
 
 // Close releases the device. Buffers, libraries and command buffers made
 // from it must be released or waited for first. Closing twice does nothing.

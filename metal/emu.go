@@ -61,7 +61,7 @@ type Device struct {
 	queue   chan *CommandBuffer
 	mu      sync.Mutex // guards closed and sends on queue
 	closed  bool
-	pending atomic.Int64 // command buffers made and not waited for
+	pending pendingCount
 }
 
 // Open returns the emulator device. It needs clang-19 (see msl.Clang) to
@@ -352,7 +352,7 @@ func (p *Pipeline) ThreadExecutionWidth() int { return emuSIMDWidth }
 
 // PendingCommandBuffers is the number of command buffers made and not yet
 // waited for.
-func (d *Device) PendingCommandBuffers() int { return int(d.pending.Load()) }
+func (d *Device) PendingCommandBuffers() int { return d.pending.count() }
 
 // CommandBuffer holds dispatches until it is committed.
 type CommandBuffer struct {
@@ -369,9 +369,8 @@ type CommandBuffer struct {
 // MaxPendingCommandBuffers are made and not waited for, where Metal would
 // block for ever.
 func (d *Device) NewCommandBuffer() (*CommandBuffer, error) {
-	if d.pending.Add(1) > MaxPendingCommandBuffers {
-		d.pending.Add(-1)
-		return nil, fmt.Errorf("metal: %d command buffers are not waited for (Metal would block)", MaxPendingCommandBuffers)
+	if err := d.pending.acquire(); err != nil {
+		return nil, err
 	}
 	return &CommandBuffer{dev: d, done: make(chan struct{})}, nil
 }
@@ -416,7 +415,7 @@ func (c *CommandBuffer) Commit() {
 func (c *CommandBuffer) Wait() error {
 	if !c.waited {
 		c.waited = true
-		c.dev.pending.Add(-1)
+		c.dev.pending.release()
 	}
 	if !c.committed {
 		return errors.New("metal: Wait on a command buffer that was not committed")

@@ -29,6 +29,11 @@
 // beyond [MaxPendingCommandBuffers] with an error instead.
 package metal
 
+import (
+	"fmt"
+	"sync/atomic"
+)
+
 // MaxPendingCommandBuffers is how many command buffers a device allows
 // made and not yet waited for: Metal's default per queue.
 const MaxPendingCommandBuffers = 64
@@ -57,3 +62,23 @@ type CompileOptions struct {
 	// and doctor. On darwin there is no detector and it has no effect.
 	NoRaceDetector bool
 }
+
+// pendingCount counts a device's command buffers made and not yet waited
+// for.
+type pendingCount struct{ n atomic.Int64 }
+
+// acquire counts one more command buffer, or fails where Metal would block
+// for ever: with MaxPendingCommandBuffers already pending.
+func (p *pendingCount) acquire() error {
+	if p.n.Add(1) > MaxPendingCommandBuffers {
+		p.n.Add(-1)
+		return fmt.Errorf("metal: %d command buffers are not waited for (Metal would block)", MaxPendingCommandBuffers)
+	}
+	return nil
+}
+
+// release counts one command buffer less.
+func (p *pendingCount) release() { p.n.Add(-1) }
+
+// count is the number pending.
+func (p *pendingCount) count() int { return int(p.n.Load()) }
