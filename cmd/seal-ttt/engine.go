@@ -78,7 +78,7 @@ func openBackend(name string) (nn.Backend, string, error) {
 		if err != nil {
 			return cpu.Backend{}, fmt.Sprintf("auto: no Metal device (%v)", err), nil
 		}
-		if f := dev.Family(); f < 7 {
+		if f := dev.Family(); f < matrixFamily {
 			dev.Close()
 			return cpu.Backend{}, fmt.Sprintf("auto: %s is not an Apple7 or later GPU (family %d); the kernels need simdgroup matrices", dev.Name(), f), nil
 		}
